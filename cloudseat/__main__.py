@@ -1,0 +1,3 @@
+from cloudseat.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,268 @@
+"""The `cloudseat` command line: serve, admin and verify.
+
+Admin commands talk to the database named by the settings directly (no
+server needed), print a human line by default and one JSON object with
+`--json`.  Errors print one line on stderr and exit 2 (bad input) or
+1 (a check failed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import secrets
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from cloudseat.settings import Settings, SettingsError
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class CommandError(Exception):
+    """A command was refused; the message is printed as one line."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        handler: Callable[[argparse.Namespace, Settings], int] = args.handler
+        return handler(args, settings)
+    except SettingsError as exc:
+        print(f"cloudseat: bad setting: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except CommandError as exc:
+        print(f"cloudseat: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cloudseat", description="Cloud seat: remote video windows for public services.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--demo", action="store_true", help="seed demo data into an empty database and print the logins")
+    serve.set_defaults(handler=cmd_serve)
+
+    verify = commands.add_parser("verify", help="check every event chain and stored file hash")
+    verify.add_argument("--json", action="store_true")
+    verify.set_defaults(handler=cmd_verify)
+
+    admin = commands.add_parser("admin", help="manage regions, users, booths and the catalogue")
+    admin_cmds = admin.add_subparsers(dest="admin_command", required=True)
+
+    region = admin_cmds.add_parser("create-region", help="add a region (town or street)")
+    region.add_argument("--code", required=True)
+    region.add_argument("--name-zh", required=True)
+    region.add_argument("--name-en", required=True)
+    region.add_argument("--json", action="store_true")
+    region.set_defaults(handler=cmd_create_region)
+
+    user = admin_cmds.add_parser("create-user", help="add a clerk, supervisor or admin")
+    user.add_argument("--username", required=True)
+    user.add_argument("--role", required=True, choices=["clerk", "supervisor", "admin"])
+    user.add_argument("--display-name", default="")
+    user.add_argument("--skills", default="", help="comma-separated skill codes")
+    user.add_argument("--regions", default="", help="comma-separated region codes the user may serve")
+    pw = user.add_mutually_exclusive_group()
+    pw.add_argument("--password", help="the password (default: a generated one, printed once)")
+    pw.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    user.add_argument("--json", action="store_true")
+    user.set_defaults(handler=cmd_create_user)
+
+    booth = admin_cmds.add_parser("create-booth", help="add a booth and print its token once")
+    booth.add_argument("--name", required=True)
+    booth.add_argument("--region", required=True)
+    booth.add_argument("--address", default="")
+    booth.add_argument("--json", action="store_true")
+    booth.set_defaults(handler=cmd_create_booth)
+
+    revoke = admin_cmds.add_parser("revoke-booth", help="revoke a booth's token")
+    revoke.add_argument("--name", required=True)
+    revoke.add_argument("--json", action="store_true")
+    revoke.set_defaults(handler=cmd_revoke_booth)
+
+    catalog = admin_cmds.add_parser("load-catalog", help="load or update the service catalogue (and regions)")
+    catalog.add_argument("file", nargs="?", help="catalogue JSON (default: the packaged sample)")
+    catalog.add_argument("--regions", help="regions JSON to load as well")
+    catalog.add_argument("--json", action="store_true")
+    catalog.set_defaults(handler=cmd_load_catalog)
+    return parser
+
+
+def _engine(settings: Settings) -> Engine:
+    from records.db import create_schema, make_engine
+
+    engine = make_engine(settings.database_url)
+    create_schema(engine)
+    return engine
+
+
+def _emit(args: argparse.Namespace, payload: dict[str, Any], human: str) -> None:
+    print(json.dumps(payload, ensure_ascii=False) if getattr(args, "json", False) else human)
+
+
+def _split(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _in_session(settings: Settings, action: Callable[[Session], Any]) -> Any:
+    """Run `action` in one transaction; records' typed errors become one-line command errors."""
+    from records.errors import RecordsError
+
+    engine = _engine(settings)
+    try:
+        with Session(engine) as session:
+            result = action(session)
+            session.commit()
+            return result
+    except RecordsError as exc:
+        raise CommandError(f"{exc.code}: {exc.message}") from None
+    finally:
+        engine.dispose()
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from cloudseat.app import create_app
+
+    if args.demo:
+        from cloudseat.demo import seed_demo
+
+        engine = _engine(settings)
+        try:
+            logins = seed_demo(engine, settings.data_dir)
+        finally:
+            engine.dispose()
+        base = f"http://{args.host}:{args.port}"
+        _print_demo(logins.as_json(), base, settings.data_dir)
+    app = create_app(settings)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(), ws="websockets-sansio")
+    return EXIT_OK
+
+
+def _print_demo(logins: dict[str, Any], base: str, data_dir: Path) -> None:
+    print("cloudseat demo", flush=True)
+    print(f"  login page:  {base}/login")
+    for user in logins["users"]:
+        print(f"  {user['role']:<11} {user['username']:<12} password {user['password']}")
+    for booth in logins["booths"]:
+        print(f"  booth {booth['name']} ({booth['region']}): {base}/kiosk#token={booth['token']}")
+    print(f"  (also in {data_dir / 'demo.json'})", flush=True)
+
+
+def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from records.storage import FileStore
+    from records.verify import verify_all
+
+    engine = _engine(settings)
+    try:
+        with Session(engine) as session:
+            report = verify_all(session, FileStore(settings.data_dir / "files"))
+    finally:
+        engine.dispose()
+    payload = {"ok": report.ok, "first_break": report.first_break,
+               "checked_events": report.checked_events, "checked_files": report.checked_files}
+    if report.ok:
+        human = f"ok: {report.checked_events} events and {report.checked_files} files verified"
+    else:
+        human = f"BROKEN: {report.first_break}"
+    _emit(args, payload, human)
+    return EXIT_OK if report.ok else EXIT_CHECK_FAILED
+
+
+def cmd_create_region(args: argparse.Namespace, settings: Settings) -> int:
+    from records.accounts import create_region
+
+    def act(session: Session) -> None:
+        create_region(session, code=args.code, name_zh=args.name_zh, name_en=args.name_en)
+
+    _in_session(settings, act)
+    _emit(args, {"code": args.code}, f"region {args.code} created")
+    return EXIT_OK
+
+
+def cmd_create_user(args: argparse.Namespace, settings: Settings) -> int:
+    from records.accounts import create_user
+    from records.models import Role
+
+    generated = args.password is None and not args.password_stdin
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = args.password if args.password is not None else secrets.token_urlsafe(12)
+
+    def act(session: Session) -> int | None:
+        user = create_user(session, username=args.username, password=password, role=Role(args.role),
+                           display_name=args.display_name, skills=_split(args.skills),
+                           regions=_split(args.regions), actor="cli")
+        return user.id
+
+    user_id = _in_session(settings, act)
+    payload: dict[str, Any] = {"id": user_id, "username": args.username, "role": args.role}
+    human = f"user {args.username} ({args.role}) created"
+    if generated:
+        payload["password"] = password
+        human += f"; password: {password}"
+    _emit(args, payload, human)
+    return EXIT_OK
+
+
+def cmd_create_booth(args: argparse.Namespace, settings: Settings) -> int:
+    from records.accounts import create_booth
+
+    def act(session: Session) -> tuple[int | None, str]:
+        booth, token = create_booth(session, name=args.name, region_code=args.region, address=args.address, actor="cli")
+        return booth.id, token
+
+    booth_id, token = _in_session(settings, act)
+    link = f"{settings.public_base_url}/kiosk#token={token}"
+    _emit(args, {"id": booth_id, "name": args.name, "region": args.region, "token": token, "kiosk_url": link},
+          f"booth {args.name} created. Its token is shown only now:\n  {token}\n  kiosk link: {link}")
+    return EXIT_OK
+
+
+def cmd_revoke_booth(args: argparse.Namespace, settings: Settings) -> int:
+    from records.accounts import revoke_booth
+
+    _in_session(settings, lambda session: revoke_booth(session, name=args.name, actor="cli"))
+    _emit(args, {"name": args.name, "revoked": True}, f"booth {args.name} revoked")
+    return EXIT_OK
+
+
+def cmd_load_catalog(args: argparse.Namespace, settings: Settings) -> int:
+    from records.catalog import default_catalog_path, load_catalog_file, load_regions_file, upsert_catalog, upsert_regions
+
+    try:
+        catalog = load_catalog_file(Path(args.file) if args.file else default_catalog_path())
+        regions = load_regions_file(Path(args.regions)) if args.regions else None
+    except (OSError, ValueError) as exc:
+        raise CommandError(f"invalid catalogue: {exc}") from None
+
+    def act(session: Session) -> tuple[int, int]:
+        if regions is not None:
+            upsert_regions(session, regions)
+        return upsert_catalog(session, catalog)
+
+    created, updated = _in_session(settings, act)
+    _emit(args, {"created": created, "updated": updated, "items": len(catalog.items)},
+          f"catalogue loaded: {created} items created, {updated} updated, {len(catalog.items)} in file")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,22 @@
+"""The seat package's routes, each with its access rule."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+
+from seat import auth_pages, home
+from signaling.access import EVERYONE, STAFF, SUPERVISION, Kind, guarded_route
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        guarded_route("/", home.root, allow=EVERYONE),
+        guarded_route("/login", auth_pages.login_page, allow=EVERYONE),
+        guarded_route("/login", auth_pages.login_submit, allow=EVERYONE, methods=["POST"], name="login_submit"),
+        guarded_route("/logout", auth_pages.logout, allow=STAFF, methods=["POST"]),
+        guarded_route("/seat", home.seat_home, allow={Kind.CLERK}),
+        guarded_route("/supervise", home.supervise_home, allow=SUPERVISION),
+        guarded_route("/api/me", home.me, allow=STAFF | {Kind.BOOTH}),
+        Mount("/static/seat", app=StaticFiles(packages=[("seat", "static")]), name="seat_static"),
+    ]

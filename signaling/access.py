@@ -1,0 +1,302 @@
+"""Who is asking, and may they: principals, role guards, CSRF and Origin checks.
+
+Every HTTP route is built with `guarded_route`, which names the principal
+kinds allowed; the route-by-role test enumerates the app's routes and fails
+for any route built without a rule.  Sockets use the same resolution at the
+upgrade.
+
+Principals come from one of two credentials:
+- people: a signed cookie carrying only a browser-session id (records.accounts);
+- booth devices: their token, as `Authorization: Bearer <token>` or, for
+  browsers opening a WebSocket (which cannot set headers), as a
+  `Sec-WebSocket-Protocol` entry `token.<token>`.
+The app state must provide `engine` (SQLAlchemy) and `settings` (with
+`secret_key`, `session_max_age_s` and `origins`).
+"""
+
+from __future__ import annotations
+
+import enum
+import hmac
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from records.accounts import booth_by_token, resolve_web_session
+
+logger = logging.getLogger(__name__)
+
+SESSION_COOKIE = "cloudseat_session"
+LOGIN_CSRF_COOKIE = "cloudseat_login_csrf"
+CSRF_HEADER = "x-csrf-token"
+CSRF_FORM_FIELD = "csrf_token"
+TOKEN_SUBPROTOCOL_PREFIX = "token."
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class Kind(str, enum.Enum):
+    """Principal kinds; the user roles plus the booth device and nobody."""
+
+    ANONYMOUS = "anonymous"
+    BOOTH = "booth"
+    CLERK = "clerk"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+
+
+EVERYONE: frozenset[Kind] = frozenset(Kind)
+STAFF: frozenset[Kind] = frozenset({Kind.CLERK, Kind.SUPERVISOR, Kind.ADMIN})
+SUPERVISION: frozenset[Kind] = frozenset({Kind.SUPERVISOR, Kind.ADMIN})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated party of one request or socket."""
+
+    kind: Kind
+    user_id: int | None = None
+    username: str = ""
+    display_name: str = ""
+    booth_id: int | None = None
+    booth_name: str = ""
+    region: str | None = None  # the booth's region
+    skills: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()  # regions a user may serve or see
+    web_session_id: str | None = None
+    csrf_token: str | None = None
+    via_cookie: bool = False
+
+    @property
+    def actor(self) -> str:
+        """How the event log names this principal."""
+        if self.user_id is not None:
+            return f"user:{self.user_id}"
+        if self.booth_id is not None:
+            return f"booth:{self.booth_id}"
+        return "anonymous"
+
+    @property
+    def is_staff(self) -> bool:
+        return self.kind in STAFF
+
+
+ANONYMOUS = Principal(Kind.ANONYMOUS)
+
+
+class AccessDenied(Exception):
+    """Raised inside handlers when an object-level check fails (e.g. another booth's session)."""
+
+    def __init__(self, code: str = "forbidden", message: str = "not allowed") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def cookie_serializer(secret_key: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret_key, salt="cloudseat.session")
+
+
+def sign_session_id(secret_key: str, session_id: str) -> str:
+    return cookie_serializer(secret_key).dumps(session_id)
+
+
+def unsign_session_id(secret_key: str, value: str, max_age_s: int) -> str | None:
+    try:
+        session_id = cookie_serializer(secret_key).loads(value, max_age=max_age_s)
+    except BadSignature:
+        return None
+    return session_id if isinstance(session_id, str) else None
+
+
+def booth_token_from(conn: HTTPConnection) -> str | None:
+    """A booth token presented as a Bearer header or a WebSocket subprotocol entry."""
+    auth = conn.headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip() or None
+    for proto in _subprotocols(conn):
+        if proto.startswith(TOKEN_SUBPROTOCOL_PREFIX):
+            return proto[len(TOKEN_SUBPROTOCOL_PREFIX):] or None
+    return None
+
+
+def _subprotocols(conn: HTTPConnection) -> list[str]:
+    raw = conn.headers.get("sec-websocket-protocol", "")
+    return [p.strip() for p in raw.split(",") if p.strip()]
+
+
+def resolve_principal_sync(engine: Any, settings: Any, conn: HTTPConnection) -> Principal:
+    """Resolve the principal of a request or socket upgrade (blocking: database reads)."""
+    token = booth_token_from(conn)
+    with Session(engine) as session:
+        if token is not None:
+            booth = booth_by_token(session, token)
+            if booth is None:
+                return ANONYMOUS
+            return Principal(
+                Kind.BOOTH, booth_id=booth.id, booth_name=booth.name, region=booth.region_code
+            )
+        cookie = conn.cookies.get(SESSION_COOKIE)
+        if not cookie:
+            return ANONYMOUS
+        session_id = unsign_session_id(settings.secret_key, cookie, settings.session_max_age_s)
+        if session_id is None:
+            return ANONYMOUS
+        resolved = resolve_web_session(session, session_id)
+        if resolved is None:
+            return ANONYMOUS
+        user = resolved.user
+        return Principal(
+            Kind(user.role.value),
+            user_id=user.id,
+            username=user.username,
+            display_name=user.display_name,
+            skills=tuple(user.skills),
+            regions=tuple(user.regions),
+            web_session_id=resolved.web_session.id,
+            csrf_token=resolved.web_session.csrf_token,
+            via_cookie=True,
+        )
+
+
+async def resolve_principal(conn: HTTPConnection) -> Principal:
+    """Resolve once per request; cached on `conn.state.principal`."""
+    cached = getattr(conn.state, "principal", None)
+    if isinstance(cached, Principal):
+        return cached
+    state = conn.app.state
+    principal = await run_in_threadpool(resolve_principal_sync, state.engine, state.settings, conn)
+    conn.state.principal = principal
+    return principal
+
+
+def origin_allowed(conn: HTTPConnection, allowed: Iterable[str]) -> bool:
+    """True when the Origin header (if sent) is one of ours.
+
+    Browsers always send Origin on cross-site unsafe requests and on WebSocket
+    upgrades; a request without one comes from a non-browser client, which
+    carries no ambient cookie risk.
+    """
+    origin = conn.headers.get("origin")
+    if origin is None:
+        return True
+    return origin.rstrip("/") in set(allowed) or origin.rstrip("/") == _own_origin(conn)
+
+
+def _own_origin(conn: HTTPConnection) -> str:
+    host = conn.headers.get("host", "")
+    return f"{conn.url.scheme}://{host}"
+
+
+def new_login_csrf() -> str:
+    return secrets.token_urlsafe(24)
+
+
+async def csrf_ok(request: Request, principal: Principal) -> bool:
+    """Unsafe requests authenticated by cookie must echo the session's CSRF token.
+
+    The token comes in the X-CSRF-Token header (JSON) or a `csrf_token` form
+    field.  Anonymous forms (login) use a double-submit cookie instead.
+    Bearer-authenticated requests carry no ambient credential and pass.
+    """
+    if request.method not in UNSAFE_METHODS:
+        return True
+    if not origin_allowed(request, request.app.state.settings.origins):
+        return False
+    if principal.kind is Kind.BOOTH:
+        return True
+    expected = principal.csrf_token if principal.via_cookie else request.cookies.get(LOGIN_CSRF_COOKIE)
+    if not expected:
+        return False
+    presented = request.headers.get(CSRF_HEADER)
+    if presented is None and _is_form(request):
+        form = await request.form()
+        value = form.get(CSRF_FORM_FIELD)
+        presented = value if isinstance(value, str) else None
+    return presented is not None and hmac.compare_digest(presented, expected)
+
+
+def _is_form(request: Request) -> bool:
+    ctype = request.headers.get("content-type", "")
+    return ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data"))
+
+
+def wants_html(request: Request) -> bool:
+    return request.method == "GET" and "text/html" in request.headers.get("accept", "")
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    """The one JSON error shape: a stable code the client translates, and an English message."""
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The principal kinds a route admits; read by the route-by-role test."""
+
+    allow: frozenset[Kind]
+    csrf: bool = True
+
+
+def guard(endpoint: Endpoint, rule: Rule) -> Endpoint:
+    """Wrap an endpoint with the role check and CSRF check of `rule`."""
+
+    async def guarded(request: Request) -> Response:
+        principal = await resolve_principal(request)
+        if principal.kind not in rule.allow:
+            if principal.kind is Kind.ANONYMOUS:
+                if wants_html(request):
+                    return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+                return error_response(401, "unauthenticated", "log in or present a booth token")
+            return error_response(403, "forbidden", "your role may not use this")
+        if rule.csrf and not await csrf_ok(request, principal):
+            return error_response(403, "csrf", "missing or wrong CSRF token or origin")
+        try:
+            return await endpoint(request)
+        except AccessDenied as exc:
+            return error_response(403, exc.code, exc.message)
+
+    guarded.__name__ = getattr(endpoint, "__name__", "guarded")
+    guarded.__doc__ = endpoint.__doc__
+    return guarded
+
+
+class GuardedRoute(Route):
+    """A Starlette Route that carries its access rule."""
+
+    def __init__(
+        self,
+        path: str,
+        endpoint: Endpoint,
+        *,
+        allow: Iterable[Kind],
+        methods: Sequence[str] = ("GET",),
+        name: str | None = None,
+        csrf: bool = True,
+    ) -> None:
+        self.rule = Rule(frozenset(allow), csrf)
+        super().__init__(path, guard(endpoint, self.rule), methods=list(methods), name=name or endpoint.__name__)
+
+
+def guarded_route(
+    path: str,
+    endpoint: Endpoint,
+    *,
+    allow: Iterable[Kind],
+    methods: Sequence[str] = ("GET",),
+    name: str | None = None,
+    csrf: bool = True,
+) -> GuardedRoute:
+    return GuardedRoute(path, endpoint, allow=allow, methods=methods, name=name, csrf=csrf)
+

@@ -1,0 +1,102 @@
+"""Shared fixtures: database engines for the records contract tests.
+
+`records_engine` is parametrised over SQLite (a file in tmp_path) and
+PostgreSQL (a throwaway database created per test on the server at
+CLOUDSEAT_TEST_POSTGRES_URL, default the machine's local server).  The
+PostgreSQL variant skips with a clear reason where no server answers, and
+CI sets CLOUDSEAT_REQUIRE_SERVICES=1 to turn that skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from records.db import create_schema, make_engine
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "CLOUDSEAT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("CLOUDSEAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REQUIRE_SERVICES = os.environ.get("CLOUDSEAT_REQUIRE_SERVICES") == "1"
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip where a service is missing on a developer's machine; fail in CI."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"required service missing: {reason}")
+    pytest.skip(reason)
+
+
+def _postgres_admin_engine() -> Engine:
+    return make_engine(POSTGRES_ADMIN_URL)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """URL of a fresh, empty PostgreSQL database, dropped after the test."""
+    from sqlalchemy import text
+
+    admin = _postgres_admin_engine()
+    name = f"cloudseat_t_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001 - any connection failure means "no server here"
+        admin.dispose()
+        skip_or_fail(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {exc.__class__.__name__}")
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database URL for each backend the records must work on."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'records.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def records_engine(database_url: str) -> Iterator[Engine]:
+    """An engine with the schema created, on SQLite and on PostgreSQL."""
+    engine = make_engine(database_url)
+    create_schema(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def app_settings(tmp_path: Path):
+    """Settings for one test's app: SQLite and files under tmp_path, no Redis."""
+    from cloudseat.settings import Settings
+
+    return Settings(data_dir=tmp_path / "var", public_base_url="http://127.0.0.1:8000")
+
+
+@pytest.fixture
+def demo_server(app_settings):
+    """The real app on uvicorn with demo data; yields (server, logins dict)."""
+    from cloudseat.app import create_app
+    from cloudseat.demo import seed_demo
+    from records.db import create_schema, make_engine
+    from tests.live_server import serve
+
+    engine = make_engine(app_settings.database_url)
+    create_schema(engine)
+    logins = seed_demo(engine, app_settings.data_dir).as_json()
+    engine.dispose()
+    with serve(create_app(app_settings)) as server:
+        yield server, logins

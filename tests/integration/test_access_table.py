@@ -1,0 +1,92 @@
+"""Every route x every principal kind: allowed or denied, exactly as this table says.
+
+A route added without a row here fails `test_every_route_has_a_rule`; a rule
+changed in code without changing the table fails one of the two.
+"""
+
+from __future__ import annotations
+
+from contextlib import closing
+
+import pytest
+from starlette.routing import Mount
+
+from signaling.access import GuardedRoute, Kind
+from tests.web_clients import client_for
+
+A, B, C, S, D = "anonymous", "booth", "clerk", "supervisor", "admin"
+ALL = {A, B, C, S, D}
+STAFF = {C, S, D}
+
+# (method, route path as declared, concrete path to request) -> kinds allowed
+TABLE: dict[tuple[str, str, str], set[str]] = {
+    ("GET", "/healthz", "/healthz"): ALL,
+    ("GET", "/readyz", "/readyz"): ALL,
+    ("GET", "/", "/"): ALL,
+    ("GET", "/login", "/login"): ALL,
+    ("POST", "/login", "/login"): ALL,
+    ("POST", "/logout", "/logout"): STAFF,
+    ("GET", "/seat", "/seat"): {C},
+    ("GET", "/supervise", "/supervise"): {S, D},
+    ("GET", "/api/me", "/api/me"): STAFF | {B},
+    ("GET", "/kiosk", "/kiosk"): ALL,
+}
+# Static files are public by design: they hold code and styles, never data.
+PUBLIC_MOUNTS = {"/static/seat": "/static/seat/css/console.css", "/static/booth": "/static/booth/css/kiosk.css"}
+
+
+def declared_rules(app) -> dict[tuple[str, str], set[str]]:
+    rules: dict[tuple[str, str], set[str]] = {}
+    for route in app.routes:
+        if isinstance(route, Mount):
+            assert route.path in PUBLIC_MOUNTS, f"mount {route.path} has no rule in the table"
+            continue
+        assert isinstance(route, GuardedRoute), f"{route.path} is not built with guarded_route"
+        for method in route.methods or ():
+            if method == "HEAD":
+                continue
+            rules[(method, route.path)] = {k.value for k in route.rule.allow}
+    return rules
+
+
+def test_every_route_has_a_rule(demo_server):
+    server, _ = demo_server
+    declared = declared_rules(server.app)
+    table = {(m, p): kinds for (m, p, _), kinds in TABLE.items()}
+    assert set(declared) == set(table), "routes and table differ: add the new route to TABLE"
+    for key, kinds in table.items():
+        assert declared[key] == kinds, f"{key}: code allows {sorted(declared[key])}, table says {sorted(kinds)}"
+
+
+def _denied(response) -> bool:
+    """Denied by the role check: the guard's JSON 401/403 (not a handler's own 401, nor a CSRF refusal)."""
+    if response.status_code not in (401, 403) or "json" not in response.headers.get("content-type", ""):
+        return False
+    return response.json()["error"]["code"] in {"unauthenticated", "forbidden"}
+
+
+@pytest.mark.parametrize("kind", sorted(ALL))
+def test_route_role_matrix(demo_server, kind):
+    server, logins = demo_server
+    for (method, _, path), allowed in TABLE.items():
+        with closing(client_for(kind, server.url, logins)) as client:  # fresh: POST /logout ends a session
+            response = client.request(method, path, follow_redirects=False)
+        if kind in allowed:
+            assert not _denied(response), f"{kind} should reach {method} {path}, got {response.status_code}"
+        else:
+            assert _denied(response), f"{kind} must be denied {method} {path}, got {response.status_code}"
+    for path in PUBLIC_MOUNTS.values():
+        with closing(client_for(kind, server.url, logins)) as client:
+            assert client.get(path).status_code == 200
+
+
+def test_anonymous_page_request_redirects_to_login(demo_server):
+    server, logins = demo_server
+    with closing(client_for(A, server.url, logins)) as client:
+        response = client.get("/seat", headers={"accept": "text/html"}, follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?next=/seat"
+
+
+def test_kind_values_match_table():
+    assert {k.value for k in Kind} == ALL

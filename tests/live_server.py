@@ -1,0 +1,46 @@
+"""Run the real app on uvicorn on an ephemeral loopback port, in a background thread."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import uvicorn
+from starlette.applications import Starlette
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    app: Starlette
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@contextmanager
+def serve(app: Starlette, *, timeout_s: float = 20.0) -> Iterator[LiveServer]:
+    """Start uvicorn on 127.0.0.1:0, wait until it listens, stop it afterwards."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", ws="websockets-sansio", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
+    thread.start()
+    started = threading.Event()
+
+    def wait_started() -> None:
+        while thread.is_alive() and not server.started:
+            started.wait(0.01)
+
+    wait_started()
+    if not server.started:
+        thread.join(timeout_s)
+        raise RuntimeError("uvicorn failed to start (see the log above)")
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield LiveServer(app, port)
+    finally:
+        server.should_exit = True
+        thread.join(timeout_s)

@@ -1,0 +1,75 @@
+"""Settings: defaults, parsing, and one clear line naming the bad variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cloudseat.settings import Settings, SettingsError, ensure_secret_key
+
+
+def test_defaults_are_embedded():
+    s = Settings.from_env({})
+    assert s.data_dir == Path("var")
+    assert s.database_url == "sqlite:///var/cloudseat.db"
+    assert s.redis_url is None and not s.uses_redis
+    assert s.ice_servers == ()  # never aiortc's public STUN by default
+    assert s.origins == frozenset({"http://127.0.0.1:8000"})
+
+
+def test_environment_is_read():
+    s = Settings.from_env({
+        "CLOUDSEAT_DATA_DIR": "/srv/cs",
+        "CLOUDSEAT_DATABASE_URL": "postgresql+psycopg://u@db/cs",
+        "CLOUDSEAT_REDIS_URL": "redis://127.0.0.1:6379/1",
+        "CLOUDSEAT_PUBLIC_BASE_URL": "https://seat.example.gov.cn/",
+        "CLOUDSEAT_ICE_SERVERS": "stun:stun.example:3478, turn:turn.example:3478",
+        "CLOUDSEAT_TURN_USERNAME": "u", "CLOUDSEAT_TURN_PASSWORD": "p",
+        "CLOUDSEAT_MEDIA_ADDRESSES": "203.0.113.7",
+        "CLOUDSEAT_OFFER_TIMEOUT_S": "15",
+    })
+    assert s.database_url.startswith("postgresql+psycopg://")
+    assert s.public_base_url == "https://seat.example.gov.cn"
+    assert [i.urls for i in s.ice_servers] == ["stun:stun.example:3478", "turn:turn.example:3478"]
+    assert s.ice_servers[1].as_browser_dict() == {"urls": "turn:turn.example:3478", "username": "u", "credential": "p"}
+    assert s.ice_servers[0].username is None
+    assert s.media_addresses == ("203.0.113.7",)
+    assert s.offer_timeout_s == 15.0
+
+
+@pytest.mark.parametrize("name, value", [
+    ("DATABASE_URL", "mysql://x"),
+    ("REDIS_URL", "http://x"),
+    ("PUBLIC_BASE_URL", "seat.example"),
+    ("ICE_SERVERS", "http://stun"),
+    ("MEDIA_ADDRESSES", "not-an-ip"),
+    ("OFFER_TIMEOUT_S", "soon"),
+    ("OFFER_TIMEOUT_S", "0"),
+    ("SESSION_MAX_AGE_S", "5"),
+    ("TIMEZONE", "Mars/Olympus"),
+    ("SECRET_KEY", "short"),
+    ("LOG_LEVEL", "LOUD"),
+])
+def test_bad_values_name_the_variable(name, value):
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({f"CLOUDSEAT_{name}": value})
+    message = str(info.value)
+    assert message.startswith(f"CLOUDSEAT_{name}") or f"CLOUDSEAT_{name}" in message.split(":")[0]
+    assert "\n" not in message
+
+
+def test_turn_needs_credentials():
+    with pytest.raises(SettingsError, match="CLOUDSEAT_TURN_USERNAME"):
+        Settings.from_env({"CLOUDSEAT_ICE_SERVERS": "turn:turn.example:3478"})
+
+
+def test_secret_key_is_generated_once_and_kept(tmp_path):
+    s = Settings(data_dir=tmp_path)
+    first = ensure_secret_key(s)
+    second = ensure_secret_key(s)
+    assert first.secret_key and len(first.secret_key) >= 32
+    assert first.secret_key == second.secret_key
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+    given = Settings(data_dir=tmp_path, secret_key="k" * 40)
+    assert ensure_secret_key(given).secret_key == "k" * 40
