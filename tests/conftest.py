@@ -39,23 +39,27 @@ def _postgres_admin_engine() -> Engine:
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    """URL of a fresh, empty PostgreSQL database, dropped after the test."""
+    """URL of a fresh, empty PostgreSQL schema (first on the search path), dropped after the test.
+
+    A schema per test instead of a database per test: CREATE DATABASE costs
+    over a second, a schema a few milliseconds, and isolation is the same.
+    """
     from sqlalchemy import text
 
     admin = _postgres_admin_engine()
-    name = f"cloudseat_t_{uuid.uuid4().hex[:12]}"
+    name = f"cs_t_{uuid.uuid4().hex[:12]}"
     try:
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{name}"'))
     except Exception as exc:  # noqa: BLE001 - any connection failure means "no server here"
         admin.dispose()
         skip_or_fail(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {exc.__class__.__name__}")
-    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    separator = "&" if "?" in POSTGRES_ADMIN_URL else "?"
     try:
-        yield f"{base}/{name}"
+        yield f"{POSTGRES_ADMIN_URL}{separator}options=-csearch_path%3D{name}"
     finally:
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
         admin.dispose()
 
 
