@@ -23,7 +23,13 @@ from records.db import create_schema, make_engine
 from records.storage import FileStore
 from seat import routes as seat_routes
 from signaling.access import EVERYONE, guarded_route
+from signaling.bus import Bus
+from signaling.bus_memory import MemoryBus
+from signaling.connection import ConnectionLimits
+from signaling.endpoints import socket_routes
+from signaling.ledger import Ledger
 from signaling.ratelimit import SlidingWindowLimiter
+from signaling.switchboard import Switchboard, SwitchboardConfig
 
 logger = logging.getLogger(__name__)
 
@@ -36,13 +42,35 @@ def app_routes() -> list[BaseRoute]:
     return [
         guarded_route("/healthz", health.healthz, allow=EVERYONE),
         guarded_route("/readyz", health.readyz, allow=EVERYONE),
+        *socket_routes(),
         *seat_routes.routes(),
         *booth_routes.routes(),
     ]
 
 
+def make_bus(settings: Settings) -> Bus:
+    """The Redis bus when configured (several nodes), else the in-process one."""
+    if settings.redis_url is not None:
+        from signaling.bus_redis import RedisBus
+
+        return RedisBus(settings.redis_url, prefix=settings.redis_prefix, node_id=settings.node_id,
+                        offer_timeout_s=settings.offer_timeout_s)
+    return MemoryBus(settings.node_id, offer_timeout_s=settings.offer_timeout_s)
+
+
+def switchboard_config(settings: Settings) -> SwitchboardConfig:
+    return SwitchboardConfig(
+        node_id=settings.node_id,
+        limits=ConnectionLimits(heartbeat_s=settings.heartbeat_s),
+        offer_timeout_s=settings.offer_timeout_s,
+        reconnect_grace_s=settings.reconnect_grace_s,
+        sweep_s=min(5.0, settings.heartbeat_s),
+        timezone=settings.timezone,
+    )
+
+
 def create_app(settings: Settings) -> Starlette:
-    """Build the ASGI app for `settings`; resources are created when it starts."""
+    """Build the ASGI app for `settings`; resources (engine, bus, switchboard) are created when it starts."""
     settings = ensure_secret_key(settings)
 
     @asynccontextmanager
@@ -51,11 +79,9 @@ def create_app(settings: Settings) -> Starlette:
         create_schema(engine)
         app.state.engine = engine
         app.state.store = FileStore(settings.data_dir / "files")
-        app.state.redis = None
-        if settings.redis_url is not None:
-            from redis.asyncio import Redis
-
-            app.state.redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
+        app.state.bus = make_bus(settings)
+        app.state.switchboard = Switchboard(app.state.bus, Ledger(engine), switchboard_config(settings))
+        await app.state.switchboard.start()
         logger.info(
             "cloudseat node %s ready: database %s, %s",
             settings.node_id,
@@ -65,8 +91,8 @@ def create_app(settings: Settings) -> Starlette:
         try:
             yield
         finally:
-            if app.state.redis is not None:
-                await app.state.redis.aclose()
+            await app.state.switchboard.stop()
+            await app.state.bus.close()
             engine.dispose()
 
     middleware: list[Middleware] = []

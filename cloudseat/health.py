@@ -27,11 +27,9 @@ async def readyz(request: Request) -> Response:
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
         logger.warning("readiness: database: %s", exc)
         checks["database"] = "unavailable"
-    redis = getattr(request.app.state, "redis", None)
-    if redis is not None:
+    if request.app.state.settings.uses_redis:
         try:
-            await redis.ping()
-            checks["redis"] = "ok"
+            checks["redis"] = "ok" if await request.app.state.bus.ping() else "unavailable"
         except Exception as exc:  # noqa: BLE001
             logger.warning("readiness: redis: %s", exc)
             checks["redis"] = "unavailable"

@@ -67,6 +67,11 @@ class Settings:
     node_id: str = "node-1"
     session_max_age_s: int = 8 * 3600
     offer_timeout_s: float = 20.0
+    # Clients ping this often; a socket silent for twice as long is closed (dead peer within 30 s).
+    heartbeat_s: float = 15.0
+    # A booth or clerk that vanished this long loses its waiting or live call.
+    reconnect_grace_s: float = 30.0
+    redis_prefix: str = "cloudseat:"
     timezone: str = "Asia/Shanghai"
     log_level: str = "INFO"
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -84,6 +89,10 @@ class Settings:
             raise SettingsError("CLOUDSEAT_SESSION_MAX_AGE_S: must be at least 60 seconds")
         if not 1 <= self.offer_timeout_s <= 300:
             raise SettingsError("CLOUDSEAT_OFFER_TIMEOUT_S: must be between 1 and 300 seconds")
+        if not 0.1 <= self.heartbeat_s <= 120:
+            raise SettingsError("CLOUDSEAT_HEARTBEAT_S: must be between 0.1 and 120 seconds")
+        if not 0 <= self.reconnect_grace_s <= 3600:
+            raise SettingsError("CLOUDSEAT_RECONNECT_GRACE_S: must be between 0 and 3600 seconds")
         if self.secret_key is not None and len(self.secret_key) < 32:
             raise SettingsError("CLOUDSEAT_SECRET_KEY: must be at least 32 characters")
 
@@ -132,6 +141,12 @@ class Settings:
             kwargs["session_max_age_s"] = _parse_int("SESSION_MAX_AGE_S", v)
         if (v := get("OFFER_TIMEOUT_S")) is not None:
             kwargs["offer_timeout_s"] = _parse_float("OFFER_TIMEOUT_S", v)
+        if (v := get("HEARTBEAT_S")) is not None:
+            kwargs["heartbeat_s"] = _parse_float("HEARTBEAT_S", v)
+        if (v := get("RECONNECT_GRACE_S")) is not None:
+            kwargs["reconnect_grace_s"] = _parse_float("RECONNECT_GRACE_S", v)
+        if (v := get("REDIS_PREFIX")) is not None:
+            kwargs["redis_prefix"] = v
         if (v := get("TIMEZONE")) is not None:
             kwargs["timezone"] = _check_timezone(v)
         if (v := get("LOG_LEVEL")) is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime, timezone
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -19,11 +20,12 @@ from records.models import Booth, CallSession, CallStatus, ServiceItem
 
 logger = logging.getLogger(__name__)
 
-# Which status may follow which.  OFFERED -> QUEUED is an offer that timed out.
+# Which status may follow which.  OFFERED -> QUEUED is an offer that timed out or was
+# declined; ACTIVE -> QUEUED is a transfer to another skill or clerk.
 TRANSITIONS: dict[CallStatus, frozenset[CallStatus]] = {
     CallStatus.QUEUED: frozenset({CallStatus.OFFERED, CallStatus.ACTIVE, CallStatus.ABANDONED}),
     CallStatus.OFFERED: frozenset({CallStatus.QUEUED, CallStatus.ACTIVE, CallStatus.ABANDONED}),
-    CallStatus.ACTIVE: frozenset({CallStatus.ENDED}),
+    CallStatus.ACTIVE: frozenset({CallStatus.ENDED, CallStatus.QUEUED}),  # -> QUEUED: transferred
     CallStatus.ENDED: frozenset(),
     CallStatus.ABANDONED: frozenset(),
 }
@@ -128,18 +130,22 @@ def _transition(session: Session, call_id: str, to: CallStatus) -> CallSession:
     return call
 
 
-def mark_offered(session: Session, call_id: str, *, clerk_id: int) -> CallSession:
+def mark_offered(
+    session: Session, call_id: str, *, clerk_id: int, extra: dict[str, Any] | None = None
+) -> CallSession:
     """The call was offered to `clerk_id`; event `call.offered`."""
     call = _transition(session, call_id, CallStatus.OFFERED)
     call.status = CallStatus.OFFERED
     call.clerk_id = clerk_id
     session.add(call)
     append_event(session, kind="call.offered", session_id=call.id, booth_id=call.booth_id,
-                 data={"clerk_id": clerk_id})
+                 data={"clerk_id": clerk_id, **(extra or {})})
     return call
 
 
-def mark_requeued(session: Session, call_id: str, *, reason: str = "offer_timeout") -> CallSession:
+def mark_requeued(
+    session: Session, call_id: str, *, reason: str = "offer_timeout", extra: dict[str, Any] | None = None
+) -> CallSession:
     """An offer lapsed or was declined; the call waits again; event `call.requeued`."""
     call = _transition(session, call_id, CallStatus.QUEUED)
     previous = call.clerk_id
@@ -147,23 +153,25 @@ def mark_requeued(session: Session, call_id: str, *, reason: str = "offer_timeou
     call.clerk_id = None
     session.add(call)
     append_event(session, kind="call.requeued", session_id=call.id, booth_id=call.booth_id,
-                 data={"clerk_id": previous, "reason": reason})
+                 data={"clerk_id": previous, "reason": reason, **(extra or {})})
     return call
 
 
 def mark_answered(
-    session: Session, call_id: str, *, clerk_id: int, media_node: str | None = None
+    session: Session, call_id: str, *, clerk_id: int, media_node: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> CallSession:
     """The clerk accepted; the call is live; event `call.answered`."""
     call = _transition(session, call_id, CallStatus.ACTIVE)
     call.status = CallStatus.ACTIVE
     call.clerk_id = clerk_id
-    call.answered_at = datetime.now(timezone.utc)
+    now = datetime.now(timezone.utc)
+    call.answered_at = call.answered_at or now  # a transferred call keeps its first answer
     call.media_node = media_node
     session.add(call)
     append_event(session, kind="call.answered", actor=f"user:{clerk_id}", session_id=call.id,
-                 booth_id=call.booth_id, data={"clerk_id": clerk_id, "media_node": media_node},
-                 ts=call.answered_at)
+                 booth_id=call.booth_id, data={"clerk_id": clerk_id, "media_node": media_node, **(extra or {})},
+                 ts=now)
     return call
 
 
@@ -182,7 +190,8 @@ def mark_ended(session: Session, call_id: str, reason: str, *, actor: str = "sys
 
 
 def mark_abandoned(
-    session: Session, call_id: str, *, reason: str = "booth_left", actor: str = "system"
+    session: Session, call_id: str, *, reason: str = "booth_left", actor: str = "system",
+    extra: dict[str, Any] | None = None,
 ) -> CallSession:
     """The call ended before any clerk answered; event `call.abandoned`."""
     call = _transition(session, call_id, CallStatus.ABANDONED)
@@ -191,5 +200,29 @@ def mark_abandoned(
     call.end_reason = reason[:64]
     session.add(call)
     append_event(session, kind="call.abandoned", actor=actor, session_id=call.id,
-                 booth_id=call.booth_id, data={"reason": call.end_reason}, ts=call.ended_at)
+                 booth_id=call.booth_id, data={"reason": call.end_reason, **(extra or {})}, ts=call.ended_at)
+    return call
+
+
+def mark_transferred(
+    session: Session,
+    call_id: str,
+    *,
+    actor: str,
+    note: str = "",
+    to_skill: str | None = None,
+    to_clerk_id: int | None = None,
+) -> CallSession:
+    """A live call goes back to a queue (another skill, or a named clerk) with a note; event `call.transferred`."""
+    if (to_skill is None) == (to_clerk_id is None):
+        raise ValidationError("invalid_transfer", "give exactly one of to_skill and to_clerk_id")
+    if len(note) > 500:
+        raise ValidationError("invalid_transfer", "note is longer than 500 characters")
+    call = _transition(session, call_id, CallStatus.QUEUED)
+    previous = call.clerk_id
+    call.status = CallStatus.QUEUED
+    call.clerk_id = None
+    session.add(call)
+    append_event(session, kind="call.transferred", actor=actor, session_id=call.id, booth_id=call.booth_id,
+                 data={"from_clerk_id": previous, "to_skill": to_skill, "to_clerk_id": to_clerk_id, "note": note})
     return call

@@ -32,6 +32,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from records.accounts import booth_by_token, resolve_web_session
+from signaling.protocol import TOKEN_SUBPROTOCOL_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ SESSION_COOKIE = "cloudseat_session"
 LOGIN_CSRF_COOKIE = "cloudseat_login_csrf"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FORM_FIELD = "csrf_token"
-TOKEN_SUBPROTOCOL_PREFIX = "token."
+
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -192,8 +193,10 @@ def origin_allowed(conn: HTTPConnection, allowed: Iterable[str]) -> bool:
 
 
 def _own_origin(conn: HTTPConnection) -> str:
+    """The origin a browser shows for pages of this host (a socket's ws:// is its page's http://)."""
     host = conn.headers.get("host", "")
-    return f"{conn.url.scheme}://{host}"
+    scheme = {"ws": "http", "wss": "https"}.get(conn.url.scheme, conn.url.scheme)
+    return f"{scheme}://{host}"
 
 
 def new_login_csrf() -> str:

@@ -22,9 +22,10 @@ from typing import Any, ClassVar, Literal, get_args, get_origin, get_type_hints
 
 PROTOCOL_VERSION = 1
 SUBPROTOCOL = f"cloudseat.v{PROTOCOL_VERSION}"
+# Browsers cannot set headers on a WebSocket, so a booth token rides as a subprotocol entry.
+TOKEN_SUBPROTOCOL_PREFIX = "token."
 MAX_MESSAGE_BYTES = 64 * 1024  # SDPs are a few KB; documents travel over HTTP, never here
 MAX_TEXT = 2000
-MAX_SDP = 32 * 1024
 
 ROLE_BOOTH = "booth"
 ROLE_SEAT = "seat"
@@ -109,7 +110,7 @@ class ChatSend(Message):
     """A chat line to the other side of the call."""
 
     TYPE: ClassVar[str] = "chat.send"
-    ROLES: ClassVar[tuple[str, ...]] = (ROLE_BOOTH, ROLE_SEAT, ROLE_SUPERVISOR)
+    ROLES: ClassVar[tuple[str, ...]] = (ROLE_BOOTH, ROLE_SEAT)
     call_id: str
     text: str
 
@@ -117,42 +118,6 @@ class ChatSend(Message):
         super().__post_init__()
         _call_id(self.call_id)
         _text(self.text, "text", max_len=1000, allow_empty=False)
-
-
-@dataclass(frozen=True)
-class RtcOffer(Message):
-    """A participant's SDP offer for its peer connection to the media hub."""
-
-    TYPE: ClassVar[str] = "rtc.offer"
-    call_id: str
-    sdp: str
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _call_id(self.call_id)
-        _text(self.sdp, "sdp", max_len=MAX_SDP, allow_empty=False)
-        if not self.sdp.startswith("v=0"):
-            raise ValueError("sdp must be a session description starting with v=0")
-
-
-@dataclass(frozen=True)
-class RtcCandidate(Message):
-    """A trickled ICE candidate (the hub answers with complete SDP, so this is client-to-hub only)."""
-
-    TYPE: ClassVar[str] = "rtc.candidate"
-    call_id: str
-    candidate: str
-    sdp_mid: str | None = None
-    sdp_mline_index: int | None = None
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _call_id(self.call_id)
-        _text(self.candidate, "candidate", max_len=1024)
-        if self.sdp_mid is not None:
-            _text(self.sdp_mid, "sdp_mid", max_len=32)
-        if self.sdp_mline_index is not None and not 0 <= self.sdp_mline_index < 64:
-            raise ValueError("sdp_mline_index must be between 0 and 63")
 
 
 # ---------------------------------------------------------------- booth
@@ -347,35 +312,19 @@ class WrapUpDone(Message):
 
 # ---------------------------------------------------------------- supervisor
 @dataclass(frozen=True)
-class MonitorJoin(Message):
-    """Silently join a live call's media as a monitor."""
+class WallSnapshot(Message):
+    """Ask for the whole live picture: booths, clerks, queue and offers (the ack carries it)."""
 
-    TYPE: ClassVar[str] = "monitor.join"
+    TYPE: ClassVar[str] = "wall.snapshot"
     ROLES: ClassVar[tuple[str, ...]] = (ROLE_SUPERVISOR,)
-    call_id: str
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _call_id(self.call_id)
-
-
-@dataclass(frozen=True)
-class MonitorLeave(Message):
-    TYPE: ClassVar[str] = "monitor.leave"
-    ROLES: ClassVar[tuple[str, ...]] = (ROLE_SUPERVISOR,)
-    call_id: str
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _call_id(self.call_id)
 
 
 MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.TYPE: cls
     for cls in (
-        Ping, ChatSend, RtcOffer, RtcCandidate, DeviceStatus, CallRequest, CallCancel, AppointmentBook,
+        Ping, ChatSend, DeviceStatus, CallRequest, CallCancel, AppointmentBook,
         PresenceSet, OfferAccept, OfferDecline, CallEnd, CallTransfer, InviteSupervisor, WrapUpDone,
-        MonitorJoin, MonitorLeave,
+        WallSnapshot,
     )
 }
 
@@ -385,7 +334,7 @@ def parse_message(raw: str | bytes, role: str) -> Message:
     """Decode and validate one frame from a client of `role`; raise ProtocolError with a stable code."""
     if isinstance(raw, bytes):
         raise ProtocolError("binary_frame", "frames must be JSON text")
-    if len(raw) > MAX_MESSAGE_BYTES:
+    if len(raw) > MAX_MESSAGE_BYTES // 4 and len(raw.encode("utf-8")) > MAX_MESSAGE_BYTES:
         raise ProtocolError("too_big", f"message larger than {MAX_MESSAGE_BYTES} bytes")
     try:
         obj = json.loads(raw, parse_constant=_reject_constant)
@@ -395,7 +344,7 @@ def parse_message(raw: str | bytes, role: str) -> Message:
         raise ProtocolError("bad_message", "a message is a JSON object")
     request_id = obj.get("id") if isinstance(obj.get("id"), str) and _ID_RE.match(obj["id"]) else None
     version = obj.pop("v", PROTOCOL_VERSION)
-    if version != PROTOCOL_VERSION:
+    if type(version) is not int or version != PROTOCOL_VERSION:  # `True == 1` in Python
         raise ProtocolError("unsupported_version", f"protocol version {PROTOCOL_VERSION} only", request_id)
     mtype = obj.pop("type", None)
     if not isinstance(mtype, str):

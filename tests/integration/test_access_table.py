@@ -6,12 +6,16 @@ changed in code without changing the table fails one of the two.
 
 from __future__ import annotations
 
+import json
 from contextlib import closing
 
 import pytest
 from starlette.routing import Mount
 
 from signaling.access import GuardedRoute, Kind
+from signaling.endpoints import GuardedWebSocketRoute
+from signaling.protocol import CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, SUBPROTOCOL
+from signaling.protocol_client import SESSION_COOKIE, ws_url
 from tests.web_clients import client_for
 
 A, B, C, S, D = "anonymous", "booth", "clerk", "supervisor", "admin"
@@ -31,6 +35,12 @@ TABLE: dict[tuple[str, str, str], set[str]] = {
     ("GET", "/api/me", "/api/me"): STAFF | {B},
     ("GET", "/kiosk", "/kiosk"): ALL,
 }
+# WebSocket endpoints: the principal kinds that get a `welcome`; everyone else is closed with 4401/4403.
+SOCKETS: dict[str, set[str]] = {
+    "/ws/booth": {B},
+    "/ws/seat": {C},
+    "/ws/supervisor": {S, D},
+}
 # Static files are public by design: they hold code and styles, never data.
 PUBLIC_MOUNTS = {"/static/seat": "/static/seat/css/console.css", "/static/booth": "/static/booth/css/kiosk.css"}
 
@@ -40,6 +50,9 @@ def declared_rules(app) -> dict[tuple[str, str], set[str]]:
     for route in app.routes:
         if isinstance(route, Mount):
             assert route.path in PUBLIC_MOUNTS, f"mount {route.path} has no rule in the table"
+            continue
+        if isinstance(route, GuardedWebSocketRoute):
+            rules[("WS", route.path)] = {k.value for k in route.rule.allow}
             continue
         assert isinstance(route, GuardedRoute), f"{route.path} is not built with guarded_route"
         for method in route.methods or ():
@@ -53,6 +66,7 @@ def test_every_route_has_a_rule(demo_server):
     server, _ = demo_server
     declared = declared_rules(server.app)
     table = {(m, p): kinds for (m, p, _), kinds in TABLE.items()}
+    table.update({("WS", path): kinds for path, kinds in SOCKETS.items()})
     assert set(declared) == set(table), "routes and table differ: add the new route to TABLE"
     for key, kinds in table.items():
         assert declared[key] == kinds, f"{key}: code allows {sorted(declared[key])}, table says {sorted(kinds)}"
@@ -90,3 +104,30 @@ def test_anonymous_page_request_redirects_to_login(demo_server):
 
 def test_kind_values_match_table():
     assert {k.value for k in Kind} == ALL
+
+
+@pytest.mark.parametrize("kind", sorted(ALL))
+async def test_socket_role_matrix(demo_server, kind):
+    import asyncio
+
+    import websockets
+
+    server, logins = demo_server
+    protocols = [SUBPROTOCOL]
+    headers = {}
+    if kind == B:
+        protocols.append("token." + logins["booths"][0]["token"])
+    elif kind != A:
+        with closing(client_for(kind, server.url, logins)) as client:
+            headers["Cookie"] = f"{SESSION_COOKIE}={client.cookies.get(SESSION_COOKIE)}"
+    for path, allowed in SOCKETS.items():
+        url = ws_url(server.url, path.rsplit("/", 1)[1])
+        async with websockets.connect(url, subprotocols=protocols, additional_headers=headers) as ws:
+            if kind in allowed:
+                first = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                assert first["type"] == "welcome", f"{kind} on {path}: {first}"
+            else:
+                with pytest.raises(websockets.ConnectionClosed):
+                    await asyncio.wait_for(ws.recv(), 5)
+                expected = CLOSE_UNAUTHORIZED if kind == A else CLOSE_FORBIDDEN
+                assert ws.close_code == expected, f"{kind} on {path}: closed {ws.close_code}"

@@ -1,0 +1,255 @@
+"""The signaling layer's view of the records: async, one transaction per operation.
+
+Database work is blocking, so every operation runs in the thread pool.
+Rows come back detached (expire_on_commit=False) and are only read.  The
+catalogue and region hours change rarely and are cached for a minute.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+from starlette.concurrency import run_in_threadpool
+
+from records import calls as call_records
+from records.events import append_event
+from records.models import Appointment, Booth, CallSession, CallStatus, Region, ServiceItem, User
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+CACHE_TTL_S = 60.0
+
+
+@dataclass(frozen=True)
+class ItemInfo:
+    code: str
+    name_zh: str
+    name_en: str
+    skill: str
+    cross_region: bool
+
+
+@dataclass(frozen=True)
+class BoothInfo:
+    id: int
+    name: str
+    region: str
+    region_name_zh: str
+    service_hours: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ClerkInfo:
+    id: int
+    username: str
+    display_name: str
+    skills: frozenset[str]
+    regions: frozenset[str]
+
+
+class Ledger:
+    """Records operations the switchboard needs, as coroutines."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._items: tuple[float, dict[str, ItemInfo]] = (0.0, {})
+        self._booths: dict[int, tuple[float, BoothInfo]] = {}
+
+    async def run(self, work: Callable[[Session], T]) -> T:
+        """Run `work(session)` in one committed transaction, off the event loop."""
+
+        def job() -> T:
+            with Session(self.engine, expire_on_commit=False) as session:
+                result = work(session)
+                session.commit()
+                return result
+
+        return await run_in_threadpool(job)
+
+    # -- catalogue and places ----------------------------------------------------------
+    async def item(self, code: str) -> ItemInfo | None:
+        loaded_at, items = self._items
+        if time.monotonic() - loaded_at > CACHE_TTL_S or code not in items:
+            rows = await self.run(lambda s: list(s.exec(select(ServiceItem).where(col(ServiceItem.active)))))
+            items = {r.code: ItemInfo(r.code, r.name_zh, r.name_en, r.skill, r.cross_region) for r in rows}
+            self._items = (time.monotonic(), items)
+        return items.get(code)
+
+    async def booth(self, booth_id: int) -> BoothInfo | None:
+        cached = self._booths.get(booth_id)
+        if cached is not None and time.monotonic() - cached[0] < CACHE_TTL_S:
+            return cached[1]
+
+        def load(session: Session) -> BoothInfo | None:
+            booth = session.get(Booth, booth_id)
+            if booth is None:
+                return None
+            region = session.get(Region, booth.region_code)
+            return BoothInfo(booth.id or 0, booth.name, booth.region_code,
+                             region.name_zh if region else booth.region_code,
+                             dict(region.service_hours) if region else {})
+
+        info = await self.run(load)
+        if info is not None:
+            self._booths[booth_id] = (time.monotonic(), info)
+        return info
+
+    async def clerk(self, user_id: int) -> ClerkInfo | None:
+        def load(session: Session) -> ClerkInfo | None:
+            user = session.get(User, user_id)
+            if user is None or not user.active:
+                return None
+            return ClerkInfo(user.id or 0, user.username, user.display_name,
+                             frozenset(user.skills), frozenset(user.regions))
+
+        return await self.run(load)
+
+    async def clerks_with_skill(self, skill: str) -> list[ClerkInfo]:
+        def load(session: Session) -> list[ClerkInfo]:
+            return [ClerkInfo(u.id or 0, u.username, u.display_name, frozenset(u.skills), frozenset(u.regions))
+                    for u in session.exec(select(User).where(col(User.active))) if skill in u.skills]
+
+        return await self.run(load)
+
+    # -- booths ------------------------------------------------------------------------
+    async def booth_seen(self, booth_id: int, *, online: bool, devices: dict[str, str] | None = None) -> None:
+        """Update last-seen (and device status); log online/offline and device changes as events."""
+
+        def work(session: Session) -> None:
+            booth = session.get(Booth, booth_id)
+            if booth is None:
+                return
+            booth.last_seen_at = datetime.now(timezone.utc)
+            if devices is not None and devices != booth.device_status:
+                booth.device_status = {**booth.device_status, **devices}
+                append_event(session, kind="booth.devices", actor=f"booth:{booth_id}", booth_id=booth_id,
+                             data={"devices": devices})
+            session.add(booth)
+            if devices is None:
+                append_event(session, kind="booth.online" if online else "booth.offline",
+                             actor=f"booth:{booth_id}", booth_id=booth_id, data={})
+
+        await self.run(work)
+
+    # -- calls -------------------------------------------------------------------------
+    async def create_call(self, booth_id: int, item_code: str, priority: int) -> CallSession:
+        return await self.run(lambda s: call_records.create_call(s, booth_id=booth_id, item_code=item_code,
+                                                                  priority=priority))
+
+    async def call(self, call_id: str) -> CallSession | None:
+        return await self.run(lambda s: s.get(CallSession, call_id))
+
+    async def open_call_of_booth(self, booth_id: int) -> CallSession | None:
+        """The booth's call that is waiting or live, if any."""
+        open_states = (CallStatus.QUEUED, CallStatus.OFFERED, CallStatus.ACTIVE)
+        return await self.run(lambda s: s.exec(
+            select(CallSession).where(CallSession.booth_id == booth_id, col(CallSession.status).in_(open_states))
+            .order_by(col(CallSession.queued_at).desc())).first())
+
+    async def queued_calls(self) -> list[CallSession]:
+        waiting = (CallStatus.QUEUED, CallStatus.OFFERED)
+        return await self.run(lambda s: list(s.exec(
+            select(CallSession).where(col(CallSession.status).in_(waiting)))))
+
+    async def active_calls(self) -> list[CallSession]:
+        return await self.run(lambda s: list(s.exec(
+            select(CallSession).where(CallSession.status == CallStatus.ACTIVE))))
+
+    async def offered(self, call_id: str, clerk_id: int, extra: dict[str, Any]) -> None:
+        await self.run(lambda s: call_records.mark_offered(s, call_id, clerk_id=clerk_id, extra=extra))
+
+    async def requeued(self, call_id: str, reason: str, extra: dict[str, Any]) -> None:
+        await self.run(lambda s: call_records.mark_requeued(s, call_id, reason=reason, extra=extra))
+
+    async def answered(self, call_id: str, clerk_id: int, media_node: str, extra: dict[str, Any]) -> CallSession:
+        return await self.run(lambda s: call_records.mark_answered(s, call_id, clerk_id=clerk_id,
+                                                                    media_node=media_node, extra=extra))
+
+    async def abandoned(self, call_id: str, reason: str, actor: str, extra: dict[str, Any]) -> CallSession:
+        return await self.run(lambda s: call_records.mark_abandoned(s, call_id, reason=reason, actor=actor,
+                                                                     extra=extra))
+
+    async def ended(self, call_id: str, reason: str, actor: str) -> CallSession:
+        return await self.run(lambda s: call_records.mark_ended(s, call_id, reason, actor=actor))
+
+    async def transferred(self, call_id: str, *, actor: str, note: str, to_skill: str | None,
+                          to_clerk_id: int | None) -> CallSession:
+        return await self.run(lambda s: call_records.mark_transferred(
+            s, call_id, actor=actor, note=note, to_skill=to_skill, to_clerk_id=to_clerk_id))
+
+    async def event(self, kind: str, *, actor: str, session_id: str | None = None, booth_id: int | None = None,
+                    data: dict[str, Any] | None = None) -> None:
+        await self.run(lambda s: append_event(s, kind=kind, actor=actor, session_id=session_id,
+                                              booth_id=booth_id, data=data or {}))
+
+    async def transfer_note(self, call_id: str) -> str:
+        """The note of the call's latest transfer ('' if never transferred)."""
+        from records.models import Event
+
+        def load(session: Session) -> str:
+            ev = session.exec(select(Event).where(Event.session_id == call_id, Event.kind == "call.transferred")
+                              .order_by(col(Event.seq).desc())).first()
+            return str(ev.data.get("note", "")) if ev else ""
+
+        return await self.run(load)
+
+    async def has_declined(self, call_id: str, clerk_id: int) -> bool:
+        from records.models import Event
+
+        def load(session: Session) -> bool:
+            rows = session.exec(select(Event).where(Event.session_id == call_id, Event.kind == "call.requeued"))
+            return any(e.data.get("reason") == "declined" and e.data.get("clerk_id") == clerk_id for e in rows)
+
+        return await self.run(load)
+
+    async def recent_handle_times(self, limit: int = 50) -> list[float]:
+        """Seconds from answer to end of the latest ended calls, for wait estimates."""
+
+        def load(session: Session) -> list[float]:
+            rows = session.exec(select(CallSession).where(CallSession.status == CallStatus.ENDED)
+                                .order_by(col(CallSession.ended_at).desc()).limit(limit))
+            return [(_aware(r.ended_at) - _aware(r.answered_at)).total_seconds()
+                    for r in rows if r.ended_at and r.answered_at]
+
+        return await self.run(load)
+
+    # -- appointments ------------------------------------------------------------------
+    async def appointment(self, appointment_id: int) -> Appointment | None:
+        return await self.run(lambda s: s.get(Appointment, appointment_id))
+
+    async def book_appointment(self, *, booth_id: int, item_code: str, slot_start: datetime, slot_minutes: int,
+                               clerk_id: int | None, contact: str) -> Appointment:
+        def work(session: Session) -> Appointment:
+            appointment = Appointment(booth_id=booth_id, item_code=item_code, clerk_id=clerk_id,
+                                      slot_start=slot_start, slot_end=slot_start + timedelta(minutes=slot_minutes),
+                                      contact=contact)
+            session.add(appointment)
+            session.flush()
+            append_event(session, kind="appointment.booked", actor=f"booth:{booth_id}", booth_id=booth_id,
+                         data={"appointment_id": appointment.id, "item_code": item_code,
+                               "slot_start": slot_start.isoformat(), "clerk_id": clerk_id})
+            return appointment
+
+        return await self.run(work)
+
+    async def use_appointment(self, appointment_id: int) -> None:
+        def work(session: Session) -> None:
+            appointment = session.get(Appointment, appointment_id)
+            if appointment is not None and appointment.status == "booked":
+                appointment.status = "used"
+                session.add(appointment)
+
+        await self.run(work)
+
+
+def _aware(dt: datetime | None) -> datetime:
+    assert dt is not None
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)

@@ -1,0 +1,496 @@
+"""The switchboard: this node's sockets, delivery across nodes, routing and sweeps.
+
+One per server process.  It owns the sockets connected here and speaks to
+the rest of the cluster only through the bus:
+
+- delivery: a message for `booth:3` goes to the local socket, or is
+  published on the channel of the node whose presence entry holds it;
+- routing: every node runs the same loop (expire offers, route while
+  possible, push queue positions); the bus makes each step atomic, so
+  several nodes routing at once never double-offer;
+- sweeps: heartbeats (silent sockets are closed), presence refresh, and
+  reconciliation — this node re-asserts its own booths' queued calls and
+  clerks' states into the bus (idempotently), which is how queued calls
+  survive a Redis restart, and calls whose booth or clerk vanished for
+  longer than the grace period are abandoned or ended.
+
+Handlers for each role's messages live in `booth_flow`, `seat_flow` and
+`wall`; they call back into this class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from records.errors import RecordsError
+from records.models import CallSession, CallStatus
+from signaling.bus import Bus, Offer
+from signaling.connection import Connection, ConnectionLimits
+from signaling.ledger import Ledger
+from signaling.protocol import CLOSE_HEARTBEAT, CLOSE_REPLACED, push
+from signaling.routing import ClerkState, QueuedCall, estimate_wait
+
+logger = logging.getLogger(__name__)
+
+WALL_CHANNEL = "wall"
+
+
+def node_channel(node_id: str) -> str:
+    return f"node:{node_id}"
+
+
+class Refused(Exception):
+    """A handler refuses a request; becomes an `error` reply with this stable code."""
+
+    def __init__(self, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.extra = extra
+
+
+@dataclass(frozen=True)
+class SwitchboardConfig:
+    node_id: str
+    limits: ConnectionLimits = ConnectionLimits()
+    offer_timeout_s: float = 20.0
+    reconnect_grace_s: float = 30.0  # a booth or clerk that vanished this long loses its call
+    tick_s: float = 1.0  # routing loop period when nothing wakes it
+    sweep_s: float = 5.0
+    timezone: str = "Asia/Shanghai"
+    max_connections: int = 19_000  # below the process's open-file limit (20,000 here)
+    slot_minutes: int = 30  # appointment slot length
+
+
+class Switchboard:
+    """This node's part of the signaling cluster."""
+
+    def __init__(self, bus: Bus, ledger: Ledger, config: SwitchboardConfig) -> None:
+        self.bus = bus
+        self.ledger = ledger
+        self.config = config
+        self.node_id = config.node_id
+        self.booths: dict[int, Connection] = {}
+        self.clerks: dict[int, Connection] = {}
+        self.supervisors: dict[int, set[Connection]] = {}
+        self.booth_calls: dict[int, str] = {}  # local booth -> its open call
+        self._last_position: dict[str, tuple[int, int | None]] = {}
+        self._lost_since: dict[str, float] = {}
+        self._handle_times: tuple[float, list[float]] = (0.0, [])
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._subscriptions: list[Any] = []
+        self.on_call_connected: Callable[[str], Awaitable[None]] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        node_sub = await self.bus.subscribe(node_channel(self.node_id))
+        wall_sub = await self.bus.subscribe(WALL_CHANNEL)
+        self._subscriptions = [node_sub, wall_sub]
+        self._tasks = [
+            asyncio.create_task(self._listen_node(node_sub), name="switchboard-node"),
+            asyncio.create_task(self._listen_wall(wall_sub), name="switchboard-wall"),
+            asyncio.create_task(self._router_loop(), name="switchboard-router"),
+            asyncio.create_task(self._sweep_loop(), name="switchboard-sweep"),
+        ]
+        logger.info("switchboard %s started", self.node_id)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for sub in self._subscriptions:
+            with contextlib.suppress(Exception):
+                await sub.close()
+        for conn in [*self.booths.values(), *self.clerks.values(),
+                     *(c for group in self.supervisors.values() for c in group)]:
+            with contextlib.suppress(Exception):
+                await conn.close_now(1001)
+
+    @property
+    def connection_count(self) -> int:
+        return len(self.booths) + len(self.clerks) + sum(len(g) for g in self.supervisors.values())
+
+    def wake_router(self) -> None:
+        self._wake.set()
+
+    def presence_ttl(self) -> float:
+        return self.config.limits.silence_limit_s + self.config.sweep_s
+
+    # ------------------------------------------------------------------ registry
+    async def register(self, conn: Connection) -> None:
+        """Make `conn` the socket of its booth or clerk on this node (replacing an older one)."""
+        p = conn.principal
+        if conn.role == "booth":
+            assert p.booth_id is not None
+            old = self.booths.get(p.booth_id)
+            self.booths[p.booth_id] = conn
+        elif conn.role == "seat":
+            assert p.user_id is not None
+            old = self.clerks.get(p.user_id)
+            self.clerks[p.user_id] = conn
+        else:
+            assert p.user_id is not None
+            self.supervisors.setdefault(p.user_id, set()).add(conn)
+            old = None
+        if old is not None and old is not conn:
+            old.close_soon(CLOSE_REPLACED)
+        if conn.role in ("booth", "seat"):
+            kind = "booth" if conn.role == "booth" else "clerk"
+            ident = str(p.booth_id if conn.role == "booth" else p.user_id)
+            held = await self.bus.get_presence(kind, ident)  # type: ignore[arg-type]
+            if held is not None and held.get("node") not in (None, self.node_id):
+                await self.bus.publish(node_channel(held["node"]), {"kick": conn.key, "code": CLOSE_REPLACED})
+
+    async def owns_presence(self, kind: str, ident: str) -> bool:
+        """True unless another node has taken this party's presence (it reconnected there)."""
+        held = await self.bus.get_presence(kind, ident)  # type: ignore[arg-type]
+        return held is None or held.get("node") in (None, self.node_id)
+
+    def unregister(self, conn: Connection) -> bool:
+        """Forget `conn`; False when a newer socket of the same party already replaced it."""
+        p = conn.principal
+        if conn.role == "booth":
+            if self.booths.get(p.booth_id or 0) is conn:
+                del self.booths[p.booth_id or 0]
+                return True
+            return False
+        if conn.role == "seat":
+            if self.clerks.get(p.user_id or 0) is conn:
+                del self.clerks[p.user_id or 0]
+                return True
+            return False
+        group = self.supervisors.get(p.user_id or 0, set())
+        group.discard(conn)
+        if not group:
+            self.supervisors.pop(p.user_id or 0, None)
+        return True
+
+    def local(self, key: str) -> Connection | None:
+        kind, _, ident = key.partition(":")
+        if not ident.isdigit():
+            return None
+        if kind == "booth":
+            return self.booths.get(int(ident))
+        if kind == "clerk":
+            return self.clerks.get(int(ident))
+        return None
+
+    # ------------------------------------------------------------------ delivery
+    async def deliver(self, key: str, message: dict[str, Any]) -> bool:
+        """Send to a booth or clerk wherever it is connected; False when it is nowhere."""
+        conn = self.local(key)
+        if conn is not None:
+            self._deliver_local(conn, message)
+            return True
+        kind, _, ident = key.partition(":")
+        if kind not in ("booth", "clerk"):
+            return False
+        presence = await self.bus.get_presence(kind, ident)  # type: ignore[arg-type]
+        if presence is None or presence.get("node") in (None, self.node_id):
+            return False
+        await self.bus.publish(node_channel(presence["node"]), {"to": key, "msg": message})
+        return True
+
+    def _deliver_local(self, conn: Connection, message: dict[str, Any]) -> None:
+        if conn.role == "booth":
+            self._track_booth_call(conn, message)
+        conn.send(message)
+
+    def _track_booth_call(self, conn: Connection, message: dict[str, Any]) -> None:
+        """Keep `booth_calls` in step with what the booth is told, wherever it was decided."""
+        booth_id = conn.principal.booth_id or 0
+        mtype = message.get("type")
+        if mtype in ("call.ended", "call.abandoned"):
+            if self.booth_calls.get(booth_id) == message.get("call_id"):
+                self.booth_calls.pop(booth_id, None)
+            asyncio.get_running_loop().create_task(self.set_booth_presence(booth_id, "idle"))
+        elif mtype == "call.connected":
+            self.booth_calls[booth_id] = str(message.get("call_id"))
+            asyncio.get_running_loop().create_task(self.set_booth_presence(booth_id, "in_call"))
+        elif mtype == "call.transferring":
+            asyncio.get_running_loop().create_task(self.set_booth_presence(booth_id, "queued"))
+
+    async def to_wall(self, message: dict[str, Any]) -> None:
+        """Tell every supervisor on every node."""
+        await self.bus.publish(WALL_CHANNEL, message)
+
+    async def _listen_node(self, sub: Any) -> None:
+        async for envelope in sub:
+            if "kick" in envelope:  # the party connected again on another node
+                kicked = self.local(str(envelope["kick"]))
+                if kicked is not None:
+                    kicked.close_soon(int(envelope.get("code", CLOSE_REPLACED)))
+                continue
+            conn = self.local(str(envelope.get("to", "")))
+            if conn is not None and isinstance(envelope.get("msg"), dict):
+                self._deliver_local(conn, envelope["msg"])
+
+    async def _listen_wall(self, sub: Any) -> None:
+        async for message in sub:
+            for group in list(self.supervisors.values()):
+                for conn in list(group):
+                    conn.send(message)
+
+    # ------------------------------------------------------------------ presence
+    async def set_booth_presence(self, booth_id: int, status: str, **extra: Any) -> None:
+        conn = self.booths.get(booth_id)
+        if conn is None:
+            return
+        state = {"status": status, "name": conn.principal.booth_name, "region": conn.principal.region,
+                 "node": self.node_id, **extra}
+        await self.bus.set_presence("booth", str(booth_id), state, self.presence_ttl())
+        await self.to_wall(push("wall.booth", booth_id=booth_id, state=state))
+
+    async def set_clerk_state(self, clerk: ClerkState, *, display_name: str = "") -> None:
+        """Store a clerk's routing state, tell the clerk and the wall."""
+        await self.bus.set_clerk(clerk)
+        message = push("presence.state", status=clerk.status, reason=clerk.not_ready_reason)
+        await self.deliver(f"clerk:{clerk.clerk_id}", message)
+        await self.to_wall(push("wall.clerk", clerk_id=int(clerk.clerk_id), status=clerk.status,
+                                reason=clerk.not_ready_reason, since=time.time(), name=display_name))
+        if clerk.status == "available":
+            self.wake_router()
+
+    # ------------------------------------------------------------------ routing loop
+    async def _router_loop(self) -> None:
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.config.tick_s)
+            self._wake.clear()
+            try:
+                await self.route_now()
+            except Exception:  # noqa: BLE001 - a bad pass must not stop routing (Redis away ...)
+                logger.exception("routing pass failed")
+
+    async def route_now(self) -> None:
+        """One routing pass: expire lapsed offers, offer while possible, push positions."""
+        for offer in await self.bus.expire_offers():
+            await self._offer_expired(offer)
+        while True:
+            offer = await self.bus.route_once(timeout_s=self.config.offer_timeout_s)
+            if offer is None:
+                break
+            await self._offer_made(offer)
+        await self.push_positions()
+
+    async def _offer_made(self, offer: Offer) -> None:
+        call = await self.ledger.call(offer.call_id)
+        if call is None:
+            return
+        clerk_id = int(offer.clerk_id)
+        try:
+            await self.ledger.offered(call.id, clerk_id, {"offered_at": offer.offered_at, "deadline": offer.deadline})
+        except RecordsError as exc:
+            logger.warning("offer of %s: %s", call.id, exc)
+        item = await self.ledger.item(call.item_code)
+        booth = await self.ledger.booth(call.booth_id)
+        note = await self.ledger.transfer_note(call.id)
+        message = push(
+            "offer", call_id=call.id,
+            item={"code": call.item_code, "name_zh": item.name_zh if item else "", "name_en": item.name_en if item else ""},
+            booth={"id": call.booth_id, "name": booth.name if booth else "", "region": call.region_code,
+                   "region_name": booth.region_name_zh if booth else ""},
+            priority=call.priority, waited_s=round(time.time() - _aware(call.queued_at).timestamp(), 1),
+            transfer_note=note, expires_in_s=round(offer.deadline - offer.offered_at, 1),
+        )
+        delivered = await self.deliver(f"clerk:{clerk_id}", message)
+        if delivered:
+            await self.deliver(f"clerk:{clerk_id}", push("presence.state", status="ringing", reason=None))
+        else:
+            # The clerk vanished between routing and delivery: release the call at once.
+            await self.bus.decline_offer(call.id, offer.clerk_id, "unreachable", next_status="not_ready")
+            await self.ledger.requeued(call.id, "clerk_unreachable", {"clerk_id": clerk_id})
+        await self.to_wall(push("wall.queue"))
+
+    async def _offer_expired(self, offer: Offer) -> None:
+        clerk_id = int(offer.clerk_id)
+        try:
+            await self.ledger.requeued(offer.call_id, "offer_timeout", {"offered_at": offer.offered_at})
+        except RecordsError as exc:
+            logger.warning("expiry of %s: %s", offer.call_id, exc)
+        await self.deliver(f"clerk:{clerk_id}", push("offer.revoked", call_id=offer.call_id, reason="timeout"))
+        await self.deliver(f"clerk:{clerk_id}", push("presence.state", status="not_ready", reason="missed_offer"))
+        await self.ledger.event("clerk.state", actor=f"user:{clerk_id}",
+                                data={"status": "not_ready", "reason": "missed_offer"})
+        presence = await self.bus.get_presence("clerk", str(clerk_id)) or {}
+        await self.to_wall(push("wall.clerk", clerk_id=clerk_id, status="not_ready", reason="missed_offer",
+                                since=time.time(), name=presence.get("name", "")))
+
+    async def push_positions(self) -> None:
+        """Tell each local booth with a waiting call its place and estimated wait, when they change."""
+        waiting = {cid: bid for bid, cid in self.booth_calls.items() if bid in self.booths}
+        for call_id in [c for c in self._last_position if c not in waiting]:
+            del self._last_position[call_id]
+        if not waiting:
+            return
+        queue = await self.bus.list_queue()
+        clerks = await self.bus.list_clerks()
+        handle_times = await self._recent_handle_times()
+        ahead_by_skill: dict[str, int] = {}
+        for call in queue:
+            ahead_by_skill[call.skill] = ahead_by_skill.get(call.skill, 0) + 1
+            booth_id = waiting.get(call.call_id)
+            if booth_id is None:
+                continue
+            position = ahead_by_skill[call.skill]
+            able = sum(1 for c in clerks if c.status != "offline" and call.skill in c.skills
+                       and (call.cross_region_allowed or call.region in c.regions))
+            estimate = estimate_wait(position, handle_times, able)
+            # None: nobody signed in can serve it now; the kiosk offers an appointment instead.
+            wait_s = None if estimate is None else int(estimate)
+            if self._last_position.get(call.call_id) != (position, wait_s):
+                self._last_position[call.call_id] = (position, wait_s)
+                self.booths[booth_id].send(push("queue.position", call_id=call.call_id, position=position,
+                                                estimated_wait_s=wait_s))
+
+    async def _recent_handle_times(self) -> list[float]:
+        loaded_at, times = self._handle_times
+        if time.monotonic() - loaded_at > 30:
+            times = await self.ledger.recent_handle_times()
+            self._handle_times = (time.monotonic(), times)
+        return times
+
+    # ------------------------------------------------------------------ sweeps
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.sweep_s)  # a periodic timer, not a synchronisation
+            try:
+                await self.sweep()
+            except Exception:  # noqa: BLE001 - e.g. Redis away; try again next period
+                logger.exception("sweep failed")
+
+    async def sweep(self) -> None:
+        """Close silent sockets, refresh presence, reconcile the bus, settle lost calls."""
+        limit = self.config.limits.silence_limit_s
+        for conn in [*self.booths.values(), *self.clerks.values(),
+                     *(c for g in self.supervisors.values() for c in g)]:
+            if conn.silent_for() > limit:
+                logger.info("%s: no heartbeat for %.0f s, closing", conn.key, conn.silent_for())
+                conn.close_soon(CLOSE_HEARTBEAT)
+        ttl = self.presence_ttl()
+        for booth_id in list(self.booths):
+            if not await self.bus.touch("booth", str(booth_id), ttl):
+                await self.set_booth_presence(booth_id, "queued" if booth_id in self.booth_calls else "idle")
+        for clerk_id, conn in list(self.clerks.items()):
+            if not await self.bus.touch("clerk", str(clerk_id), ttl):
+                await self.bus.set_presence("clerk", str(clerk_id), {"name": conn.principal.display_name}, ttl)
+            if await self.bus.get_clerk(str(clerk_id)) is None:  # the bus lost it (Redis restarted)
+                await self.set_clerk_state(ClerkState(
+                    clerk_id=str(clerk_id), status="not_ready", skills=frozenset(conn.principal.skills),
+                    regions=frozenset(conn.principal.regions), idle_since=time.time(), not_ready_reason="other"))
+        await self._reconcile_calls()
+        await self._settle_live_calls()
+
+    async def _settle_live_calls(self) -> None:
+        """End live calls whose booth or clerk has been gone from every node for the grace period."""
+        now = time.time()
+        for call in await self.ledger.active_calls():
+            for who, kind, ident in (("booth", "booth", call.booth_id), ("clerk", "clerk", call.clerk_id)):
+                key = f"{call.id}:{who}"
+                if ident is None or await self.bus.get_presence(kind, str(ident)) is not None:  # type: ignore[arg-type]
+                    self._lost_since.pop(key, None)
+                    continue
+                lost = self._lost_since.setdefault(key, now)
+                if now - lost < self.config.reconnect_grace_s:
+                    continue
+                self._lost_since.pop(key, None)
+                try:
+                    await self.end_call(call, reason=f"{who}_lost", actor="system")
+                except Refused:
+                    break  # another node settled it first
+                if who == "clerk" and call.clerk_id is not None:
+                    current = await self.bus.get_clerk(str(call.clerk_id))
+                    if current is not None:
+                        await self.bus.set_clerk(ClerkState(
+                            clerk_id=current.clerk_id, status="offline", skills=current.skills,
+                            regions=current.regions, idle_since=now))
+                break
+
+    async def _reconcile_calls(self) -> None:
+        """Waiting calls: keep local ones in the bus; settle those whose booth is gone."""
+        queued = {c.call_id for c in await self.bus.list_queue()}
+        now = time.time()
+        for call in await self.ledger.queued_calls():
+            if call.booth_id in self.booths and self.booth_calls.get(call.booth_id) == call.id:
+                if call.id not in queued:
+                    await self.enqueue(call)  # idempotent; original enqueued_at keeps the place
+                self._lost_since.pop(call.id, None)
+                continue
+            if await self.bus.get_presence("booth", str(call.booth_id)) is not None:
+                self._lost_since.pop(call.id, None)
+                continue
+            if call.id in queued:
+                await self.bus.dequeue(call.id, "booth_lost")  # no clerk should ring for a ghost
+            lost = self._lost_since.setdefault(call.id, now)
+            if now - lost >= self.config.reconnect_grace_s:
+                await self.abandon(call, reason="booth_lost", actor="system")
+                self._lost_since.pop(call.id, None)
+
+    # ------------------------------------------------------------------ shared call steps
+    async def enqueue(self, call: CallSession, *, skill: str | None = None, preferred_clerk: int | None = None,
+                      appointment_id: int | None = None, priority: int | None = None) -> QueuedCall:
+        item = await self.ledger.item(call.item_code)
+        if item is None:
+            raise Refused("unknown_item", f"no active item {call.item_code}")
+        queued = QueuedCall(
+            call_id=call.id, booth_id=str(call.booth_id), item_code=call.item_code, skill=skill or item.skill,
+            region=call.region_code, cross_region_allowed=item.cross_region,
+            priority=call.priority if priority is None else priority,
+            enqueued_at=_aware(call.queued_at).timestamp(),
+            preferred_clerk=str(preferred_clerk) if preferred_clerk else None,
+            appointment_id=str(appointment_id) if appointment_id else None,
+        )
+        stored = await self.bus.enqueue(queued)
+        self.wake_router()
+        await self.to_wall(push("wall.queue"))
+        return stored
+
+    async def abandon(self, call: CallSession, *, reason: str, actor: str) -> bool:
+        """End a call that no clerk answered; False when someone else settled it first."""
+        offer = await self.bus.get_offer(call.id)
+        await self.bus.dequeue(call.id, reason)
+        waited = time.time() - _aware(call.queued_at).timestamp()
+        try:
+            await self.ledger.abandoned(call.id, reason, actor, {"wait_s": round(waited, 3)})
+        except RecordsError:
+            return False
+        if offer is not None:
+            await self.deliver(f"clerk:{offer.clerk_id}", push("offer.revoked", call_id=call.id, reason=reason))
+            await self.deliver(f"clerk:{offer.clerk_id}", push("presence.state", status="available", reason=None))
+        await self.deliver(f"booth:{call.booth_id}", push("call.abandoned", call_id=call.id, reason=reason))
+        await self.to_wall(push("wall.queue"))
+        return True
+
+    async def end_call(self, call: CallSession, *, reason: str, actor: str) -> None:
+        """End a live call: record it, put the clerk into wrap-up, tell both ends and the wall."""
+        if call.status is not CallStatus.ACTIVE:
+            raise Refused("not_active", "the call is not live")
+        try:
+            await self.ledger.ended(call.id, reason, actor)
+        except RecordsError as exc:
+            raise Refused("not_active", exc.message) from None
+        if call.clerk_id is not None:
+            current = await self.bus.get_clerk(str(call.clerk_id))
+            if current is not None and current.status == "in_call":
+                await self.set_clerk_state(ClerkState(
+                    clerk_id=current.clerk_id, status="wrap_up", skills=current.skills, regions=current.regions,
+                    idle_since=current.idle_since))
+            await self.deliver(f"clerk:{call.clerk_id}", push("call.ended", call_id=call.id, reason=reason))
+        await self.deliver(f"booth:{call.booth_id}", push("call.ended", call_id=call.id, reason=reason))
+        await self.bus.clear_session_node(call.id)
+        await self.to_wall(push("wall.call", call_id=call.id, status="ended"))
+
+
+def _aware(dt: datetime | None) -> datetime:
+    assert dt is not None
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)
