@@ -61,6 +61,31 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true")
     verify.set_defaults(handler=cmd_verify)
 
+    booth = commands.add_parser("booth", help="a simulated booth (the device agent arrives with the devices)")
+    booth.add_argument("--simulate", action="store_true", required=True,
+                       help="speak the real protocol as a kiosk would, without devices")
+    booth.add_argument("--server", required=True, help="base URL, e.g. http://127.0.0.1:8000")
+    booth.add_argument("--token", required=True)
+    booth.add_argument("--item", required=True, help="service item code to call for")
+    booth.add_argument("--calls", type=int, default=1)
+    booth.add_argument("--priority", action="store_true", help="ask for the priority lane (绿色通道)")
+    booth.add_argument("--abandon-rate", type=float, default=0.0, help="share of calls hung up before answer")
+    booth.add_argument("--abandon-after", type=float, default=2.0, help="longest wait before such a hang-up (s)")
+    booth.add_argument("--answer-timeout", type=float, default=120.0)
+    booth.add_argument("--seed", type=int)
+    booth.set_defaults(handler=cmd_booth_simulate)
+
+    seat = commands.add_parser("seat", help="a simulated clerk")
+    seat.add_argument("--simulate", action="store_true", required=True)
+    seat.add_argument("--server", required=True)
+    seat.add_argument("--user", required=True)
+    seat.add_argument("--password", required=True)
+    seat.add_argument("--answer-after", type=float, default=1.0, help="seconds before accepting an offer")
+    seat.add_argument("--handle", type=float, default=5.0, help="seconds a call lasts")
+    seat.add_argument("--calls", type=int, help="stop after this many calls (default: run until interrupted)")
+    seat.add_argument("--seed", type=int)
+    seat.set_defaults(handler=cmd_seat_simulate)
+
     admin = commands.add_parser("admin", help="manage regions, users, booths and the catalogue")
     admin_cmds = admin.add_subparsers(dest="admin_command", required=True)
 
@@ -163,6 +188,36 @@ def _print_demo(logins: dict[str, Any], base: str, data_dir: Path) -> None:
     for booth in logins["booths"]:
         print(f"  booth {booth['name']} ({booth['region']}): {base}/kiosk#token={booth['token']}")
     print(f"  (also in {data_dir / 'demo.json'})", flush=True)
+
+
+def cmd_booth_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    """Make calls as a booth; the last line is a JSON summary; exit 0 only if every call was answered."""
+    import asyncio
+
+    from booth.simulator import BoothPlan, run_booth
+
+    if args.calls < 1 or not 0 <= args.abandon_rate <= 1:
+        raise CommandError("--calls must be >= 1 and --abandon-rate between 0 and 1")
+    plan = BoothPlan(item_code=args.item, calls=args.calls, priority=args.priority, abandon_rate=args.abandon_rate,
+                     abandon_after_s=args.abandon_after, answer_timeout_s=args.answer_timeout, seed=args.seed)
+    summary = asyncio.run(run_booth(args.server.rstrip("/"), args.token, plan))
+    print(summary.to_json(), flush=True)
+    return EXIT_OK if summary.all_answered else EXIT_CHECK_FAILED
+
+
+def cmd_seat_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve offers as a clerk; prints a JSON summary when done (or interrupted)."""
+    import asyncio
+
+    from seat.simulator import SeatPlan, run_seat
+
+    plan = SeatPlan(answer_after_s=args.answer_after, handle_s=args.handle, calls=args.calls, seed=args.seed)
+    try:
+        summary = asyncio.run(run_seat(args.server.rstrip("/"), args.user, args.password, plan))
+    except KeyboardInterrupt:
+        return EXIT_OK
+    print(summary.to_json(), flush=True)
+    return EXIT_OK
 
 
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:

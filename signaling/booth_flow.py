@@ -93,13 +93,7 @@ async def detach(sb: Switchboard, conn: Connection) -> None:
     if call_id is not None:
         call = await sb.ledger.call(call_id)
         if call is not None and call.status in (CallStatus.QUEUED, CallStatus.OFFERED):
-            offer = await sb.bus.get_offer(call_id)
-            await sb.bus.dequeue(call_id, "booth_disconnected")
-            if offer is not None:
-                await sb.ledger.requeued(call_id, "booth_disconnected", {"clerk_id": int(offer.clerk_id)})
-                await sb.deliver(f"clerk:{offer.clerk_id}", push("offer.revoked", call_id=call_id,
-                                                                 reason="booth_disconnected"))
-                await sb.deliver(f"clerk:{offer.clerk_id}", push("presence.state", status="available", reason=None))
+            await sb.withdraw(call, "booth_disconnected")
         elif call is not None and call.status is CallStatus.ACTIVE and call.clerk_id is not None:
             await sb.deliver(f"clerk:{call.clerk_id}", push("peer.left", call_id=call_id, who="booth"))
         await sb.ledger.event("booth.disconnected", actor=f"booth:{booth_id}", session_id=call_id,

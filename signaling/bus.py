@@ -416,7 +416,6 @@ class Bus(ABC):
         won the race the snapshot is re-read, up to `route_attempts` times. None when no call
         can be offered (or every attempt lost a race: the caller routes again on the next event).
         """
-        at = self.now(now)
         for attempt in range(1, self._route_attempts + 1):
             queue = await self.list_queue()
             offered = {o.call_id for o in await self.list_offers()}
@@ -425,6 +424,10 @@ class Bus(ABC):
             if pair is None:
                 return None
             call, clerk = pair
+            # The offer's time is read after the snapshot that showed the call and the clerk free,
+            # so it is later than the release that freed them (releases read the clock before
+            # acting): offer intervals in the event log then never overlap while the bus is right.
+            at = self.now(now)
             made = await self.offer(call.call_id, clerk.clerk_id, timeout_s, now=at)
             if made is not None:
                 logger.info("offered call %s to clerk %s", call.call_id, clerk.clerk_id)

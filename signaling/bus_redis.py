@@ -33,6 +33,9 @@ import math
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from signaling.bus import (
@@ -249,12 +252,17 @@ class RedisBus(Bus):
         # asyncio.wait_for, which on Python 3.11 swallows a cancellation that arrives as the
         # write completes (CPython gh-86296), so a cancelled task keeps running its loop.
         # Dead peers are found by TCP keepalive and readiness `ping` carries its own timeout.
+        # After a Redis restart the pooled connections are dead; one quick retry on a fresh
+        # connection turns that into a short delay instead of a failed request.  (A script whose
+        # reply was lost may then run twice; each script's own checks make the second run a no-op.)
         self._redis: aioredis.Redis = aioredis.Redis.from_url(
             url,
             decode_responses=True,
             socket_timeout=None,
             socket_connect_timeout=CONNECT_TIMEOUT_S,
             socket_keepalive=True,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+            retry_on_error=[RedisConnectionError],
         )
         self._enqueue = self._redis.register_script(_ENQUEUE)
         self._dequeue = self._redis.register_script(_DEQUEUE)

@@ -69,7 +69,7 @@ class ProtocolClient:
         self.connection = connection
         self.welcome: dict[str, Any] = {}
         self.pushes: list[dict[str, Any]] = []
-        self._cursor = 0
+        self._cursors: dict[str, int] = {}  # per type: waiting for one type never skips another
         self._ids = itertools.count(1)
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._changed = asyncio.Condition()
@@ -114,13 +114,13 @@ class ProtocolClient:
 
     async def wait_for(self, mtype: str, predicate: Callable[[dict[str, Any]], bool] | None = None,
                        timeout_s: float = 10.0) -> dict[str, Any]:
-        """The next pushed message of `mtype` (matching `predicate`) after the last one taken."""
+        """The next pushed message of `mtype` (matching `predicate`) after the last one of that type taken."""
 
         def find() -> dict[str, Any] | None:
-            for index in range(self._cursor, len(self.pushes)):
+            for index in range(self._cursors.get(mtype, 0), len(self.pushes)):
                 message = self.pushes[index]
                 if message.get("type") == mtype and (predicate is None or predicate(message)):
-                    self._cursor = index + 1
+                    self._cursors[mtype] = index + 1
                     return message
             return None
 

@@ -91,9 +91,10 @@ async def detach(sb: Switchboard, conn: Connection) -> None:
         return
     if current.status == "ringing":
         offers = [o for o in await sb.bus.list_offers() if o.clerk_id == str(clerk_id)]
+        released_at = time.time()
         await sb.set_clerk_state(_state(conn, "offline"))  # withdraws the offer; the call keeps its place
         for offer in offers:
-            await sb.ledger.requeued(offer.call_id, "clerk_disconnected", {"clerk_id": clerk_id})
+            await sb.ledger.requeued(offer.call_id, "clerk_disconnected", {"clerk_id": clerk_id, "at": released_at})
         sb.wake_router()
     elif current.status == "in_call":
         live = await _live_call_of(sb, clerk_id)
@@ -117,11 +118,12 @@ async def presence_set(sb: Switchboard, conn: Connection, msg: PresenceSet) -> d
 
 async def offer_accept(sb: Switchboard, conn: Connection, msg: OfferAccept) -> dict[str, Any]:
     clerk_id = _clerk_id(conn)
-    queued = await sb.bus.accept_offer(msg.call_id, str(clerk_id))
+    released_at = time.time()
+    queued = await sb.bus.accept_offer(msg.call_id, str(clerk_id), now=released_at)
     if queued is None:
         raise Refused("offer_gone", "the offer was withdrawn, expired or is not yours")
     call = await sb.ledger.answered(msg.call_id, clerk_id, sb.node_id,
-                                    {"wait_s": round(time.time() - queued.enqueued_at, 3)})
+                                    {"wait_s": round(released_at - queued.enqueued_at, 3), "at": released_at})
     await sb.bus.set_session_node(call.id, sb.node_id)
     conn.send(push("presence.state", status="in_call", reason=None))
     await sb.to_wall(push("wall.clerk", clerk_id=clerk_id, status="in_call", reason=None, since=time.time(),
@@ -143,9 +145,12 @@ async def offer_decline(sb: Switchboard, conn: Connection, msg: OfferDecline) ->
         raise Refused("offer_gone", "the offer was withdrawn, expired or is not yours")
     if await sb.ledger.has_declined(msg.call_id, clerk_id):
         raise Refused("decline_used", "you already declined this call once; accept it or let it pass")
-    if not await sb.bus.decline_offer(msg.call_id, str(clerk_id), msg.reason, next_status="available"):
+    released_at = time.time()
+    if not await sb.bus.decline_offer(msg.call_id, str(clerk_id), msg.reason, next_status="available",
+                                      now=released_at):
         raise Refused("offer_gone", "the offer was withdrawn or expired")
-    await sb.ledger.requeued(msg.call_id, "declined", {"clerk_id": clerk_id, "decline_reason": msg.reason})
+    await sb.ledger.requeued(msg.call_id, "declined",
+                             {"clerk_id": clerk_id, "decline_reason": msg.reason, "at": released_at})
     await sb.to_wall(push("wall.clerk", clerk_id=clerk_id, status="available", reason=None, since=time.time(),
                           name=conn.principal.display_name))
     conn.send(push("presence.state", status="available", reason=None))

@@ -274,8 +274,9 @@ class Switchboard:
 
     async def route_now(self) -> None:
         """One routing pass: expire lapsed offers, offer while possible, push positions."""
-        for offer in await self.bus.expire_offers():
-            await self._offer_expired(offer)
+        released_at = time.time()
+        for offer in await self.bus.expire_offers(now=released_at):
+            await self._offer_expired(offer, released_at)
         while True:
             offer = await self.bus.route_once(timeout_s=self.config.offer_timeout_s)
             if offer is None:
@@ -308,14 +309,17 @@ class Switchboard:
             await self.deliver(f"clerk:{clerk_id}", push("presence.state", status="ringing", reason=None))
         else:
             # The clerk vanished between routing and delivery: release the call at once.
-            await self.bus.decline_offer(call.id, offer.clerk_id, "unreachable", next_status="not_ready")
-            await self.ledger.requeued(call.id, "clerk_unreachable", {"clerk_id": clerk_id})
+            released_at = time.time()
+            await self.bus.decline_offer(call.id, offer.clerk_id, "unreachable", next_status="not_ready",
+                                         now=released_at)
+            await self.ledger.requeued(call.id, "clerk_unreachable", {"clerk_id": clerk_id, "at": released_at})
         await self.to_wall(push("wall.queue"))
 
-    async def _offer_expired(self, offer: Offer) -> None:
+    async def _offer_expired(self, offer: Offer, released_at: float) -> None:
         clerk_id = int(offer.clerk_id)
         try:
-            await self.ledger.requeued(offer.call_id, "offer_timeout", {"offered_at": offer.offered_at})
+            await self.ledger.requeued(offer.call_id, "offer_timeout",
+                                       {"offered_at": offer.offered_at, "at": released_at})
         except RecordsError as exc:
             logger.warning("expiry of %s: %s", offer.call_id, exc)
         await self.deliver(f"clerk:{clerk_id}", push("offer.revoked", call_id=offer.call_id, reason="timeout"))
@@ -430,13 +434,23 @@ class Switchboard:
                 self._lost_since.pop(call.id, None)
                 continue
             if call.id in queued:
-                await self.bus.dequeue(call.id, "booth_lost")  # no clerk should ring for a ghost
+                await self.withdraw(call, "booth_lost")  # no clerk should ring for a ghost
             lost = self._lost_since.setdefault(call.id, now)
             if now - lost >= self.config.reconnect_grace_s:
                 await self.abandon(call, reason="booth_lost", actor="system")
                 self._lost_since.pop(call.id, None)
 
     # ------------------------------------------------------------------ shared call steps
+    async def withdraw(self, call: CallSession, reason: str) -> None:
+        """Take a waiting call out of routing (its booth left); a ringing clerk is told, the release logged."""
+        offer = await self.bus.get_offer(call.id)
+        released_at = time.time()
+        await self.bus.dequeue(call.id, reason)
+        if offer is not None:
+            await self.ledger.requeued(call.id, reason, {"clerk_id": int(offer.clerk_id), "at": released_at})
+            await self.deliver(f"clerk:{offer.clerk_id}", push("offer.revoked", call_id=call.id, reason=reason))
+            await self.deliver(f"clerk:{offer.clerk_id}", push("presence.state", status="available", reason=None))
+
     async def enqueue(self, call: CallSession, *, skill: str | None = None, preferred_clerk: int | None = None,
                       appointment_id: int | None = None, priority: int | None = None) -> QueuedCall:
         item = await self.ledger.item(call.item_code)
@@ -458,10 +472,14 @@ class Switchboard:
     async def abandon(self, call: CallSession, *, reason: str, actor: str) -> bool:
         """End a call that no clerk answered; False when someone else settled it first."""
         offer = await self.bus.get_offer(call.id)
+        released_at = time.time()
         await self.bus.dequeue(call.id, reason)
-        waited = time.time() - _aware(call.queued_at).timestamp()
+        waited = released_at - _aware(call.queued_at).timestamp()
+        extra: dict[str, Any] = {"wait_s": round(waited, 3), "at": released_at}
+        if offer is not None:
+            extra["released_clerk_id"] = int(offer.clerk_id)
         try:
-            await self.ledger.abandoned(call.id, reason, actor, {"wait_s": round(waited, 3)})
+            await self.ledger.abandoned(call.id, reason, actor, extra)
         except RecordsError:
             return False
         if offer is not None:

@@ -1,0 +1,102 @@
+"""A simulated booth: asks for calls over the real protocol, like a kiosk would.
+
+`cloudseat booth --simulate` runs it; tests and benchmarks call `run_booth`.
+Imports only the protocol client, so it runs on a light booth box.  The
+media issue gives it synthetic video; here it exercises signaling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+from dataclasses import asdict, dataclass, field
+
+from signaling.protocol_client import ProtocolClient, ReplyError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class BoothSummary:
+    """What one simulated booth did; printed as the last JSON line."""
+
+    calls: int = 0
+    answered: int = 0
+    abandoned: int = 0
+    failed: int = 0
+    wait_s: list[float] = field(default_factory=list)
+    call_ids: list[str] = field(default_factory=list)
+
+    @property
+    def all_answered(self) -> bool:
+        return self.calls > 0 and self.answered == self.calls and self.failed == 0
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data.pop("call_ids")
+        return json.dumps(data)
+
+
+@dataclass(frozen=True)
+class BoothPlan:
+    """How the simulated resident behaves."""
+
+    item_code: str
+    calls: int = 1
+    priority: bool = False
+    # Chance that the resident hangs up before answer, after a wait drawn from [0, abandon_after_s].
+    abandon_rate: float = 0.0
+    abandon_after_s: float = 2.0
+    answer_timeout_s: float = 120.0  # a call not answered by then counts as failed
+    end_timeout_s: float = 600.0
+    seed: int | None = None
+
+
+async def run_booth(base_url: str, token: str, plan: BoothPlan) -> BoothSummary:
+    """Make `plan.calls` calls one after the other; return what happened."""
+    rng = random.Random(plan.seed)
+    summary = BoothSummary()
+    client = await ProtocolClient.connect(base_url, "booth", token=token)
+    try:
+        for _ in range(plan.calls):
+            summary.calls += 1
+            await _one_call(client, plan, rng, summary)
+    finally:
+        await client.close()
+    return summary
+
+
+async def _one_call(client: ProtocolClient, plan: BoothPlan, rng: random.Random, summary: BoothSummary) -> None:
+    started = time.monotonic()
+    try:
+        ack = await client.request("call.request", item_code=plan.item_code, priority=plan.priority)
+    except ReplyError as exc:
+        logger.warning("call refused: %s", exc)
+        summary.failed += 1
+        return
+    call_id = ack["call_id"]
+    summary.call_ids.append(call_id)
+    abandon = rng.random() < plan.abandon_rate
+    patience = rng.uniform(0, plan.abandon_after_s) if abandon else plan.answer_timeout_s
+    try:
+        await client.wait_for("call.connected", lambda m: m["call_id"] == call_id, timeout_s=patience)
+    except asyncio.TimeoutError:
+        with contextlib.suppress(ReplyError):
+            cancelled = await client.request("call.cancel", call_id=call_id)
+            if cancelled.get("status") == "abandoned":
+                summary.abandoned += 1
+                return
+        # Answered just as we hung up: the clerk ends it as usual.
+        if not abandon:
+            summary.failed += 1
+            return
+    summary.wait_s.append(round(time.monotonic() - started, 3))
+    try:
+        await client.wait_for("call.ended", lambda m: m["call_id"] == call_id, timeout_s=plan.end_timeout_s)
+        summary.answered += 1
+    except asyncio.TimeoutError:
+        summary.failed += 1

@@ -1,0 +1,101 @@
+"""A simulated clerk: takes offers over the real protocol and serves the calls.
+
+`cloudseat seat --simulate` runs it; tests and benchmarks call `run_seat`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from dataclasses import asdict, dataclass
+
+from signaling.protocol_client import ProtocolClient, ReplyError, login_cookie
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SeatSummary:
+    offers: int = 0
+    answered: int = 0
+    missed: int = 0
+    lost: int = 0  # accepted too late: the offer was gone
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+
+@dataclass(frozen=True)
+class SeatPlan:
+    answer_after_s: float = 0.0
+    handle_s: float = 1.0
+    jitter: float = 0.5  # answer and handle times vary by up to this fraction
+    calls: int | None = None  # stop after this many answered calls (None: until stopped)
+    seed: int | None = None
+
+
+async def run_seat(base_url: str, username: str, password: str, plan: SeatPlan,
+                   stop: asyncio.Event | None = None, ready: asyncio.Event | None = None) -> SeatSummary:
+    """Serve offers until `stop` is set or `plan.calls` calls were handled; set `ready` once available."""
+    rng = random.Random(plan.seed)
+    summary = SeatSummary()
+    stop = stop or asyncio.Event()
+    cookie = await asyncio.to_thread(login_cookie, base_url, username, password)
+    client = await ProtocolClient.connect(base_url, "seat", cookie=cookie)
+    try:
+        await client.request("presence.set", status="available")
+        if ready is not None:
+            ready.set()
+        while not stop.is_set() and (plan.calls is None or summary.answered < plan.calls):
+            offer = await _next_offer(client, stop, summary)
+            if offer is None:
+                break
+            summary.offers += 1
+            await asyncio.sleep(_vary(plan.answer_after_s, plan.jitter, rng))  # the clerk reaching for the button
+            try:
+                await client.request("offer.accept", call_id=offer["call_id"])
+            except ReplyError:
+                summary.lost += 1
+                await _back_to_available(client)
+                continue
+            summary.answered += 1
+            await asyncio.sleep(_vary(plan.handle_s, plan.jitter, rng))  # serving the resident
+            with contextlib.suppress(ReplyError):  # the resident may have hung up already
+                await client.request("call.end", call_id=offer["call_id"])
+            await client.request("wrapup.done")
+    finally:
+        await client.close()
+    return summary
+
+
+async def _next_offer(client: ProtocolClient, stop: asyncio.Event, summary: SeatSummary) -> dict | None:
+    """Wait for an offer; become available again after a missed one."""
+    while not stop.is_set():
+        offer_task = asyncio.create_task(client.wait_for("offer", timeout_s=3600))
+        missed_task = asyncio.create_task(
+            client.wait_for("presence.state", lambda m: m.get("reason") == "missed_offer", timeout_s=3600))
+        stop_task = asyncio.create_task(stop.wait())
+        done, pending = await asyncio.wait({offer_task, missed_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        if offer_task in done and not offer_task.exception():
+            return offer_task.result()
+        if missed_task in done and not missed_task.exception():
+            summary.missed += 1
+            await _back_to_available(client)
+            continue
+        if client.closed.is_set():
+            return None
+    return None
+
+
+async def _back_to_available(client: ProtocolClient) -> None:
+    with contextlib.suppress(ReplyError):
+        await client.request("presence.set", status="available")
+
+
+def _vary(value: float, jitter: float, rng: random.Random) -> float:
+    return max(0.0, value * (1 + rng.uniform(-jitter, jitter)))
