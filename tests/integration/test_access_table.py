@@ -16,25 +16,12 @@ from signaling.access import GuardedRoute, Kind
 from signaling.endpoints import GuardedWebSocketRoute
 from signaling.protocol import CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, SUBPROTOCOL
 from signaling.protocol_client import SESSION_COOKIE, ws_url
+from tests.access_rules import A, ALL, B, C, D, S
+from tests.access_rules import booth, core, seat
 from tests.web_clients import client_for
 
-A, B, C, S, D = "anonymous", "booth", "clerk", "supervisor", "admin"
-ALL = {A, B, C, S, D}
-STAFF = {C, S, D}
-
-# (method, route path as declared, concrete path to request) -> kinds allowed
-TABLE: dict[tuple[str, str, str], set[str]] = {
-    ("GET", "/healthz", "/healthz"): ALL,
-    ("GET", "/readyz", "/readyz"): ALL,
-    ("GET", "/", "/"): ALL,
-    ("GET", "/login", "/login"): ALL,
-    ("POST", "/login", "/login"): ALL,
-    ("POST", "/logout", "/logout"): STAFF,
-    ("GET", "/seat", "/seat"): {C},
-    ("GET", "/supervise", "/supervise"): {S, D},
-    ("GET", "/api/me", "/api/me"): STAFF | {B},
-    ("GET", "/kiosk", "/kiosk"): ALL,
-}
+# (method, route path as declared, concrete path to request) -> kinds allowed, per owning package
+TABLE: dict[tuple[str, str, str], set[str]] = {**core.TABLE, **seat.TABLE, **booth.TABLE}
 # WebSocket endpoints: the principal kinds that get a `welcome`; everyone else is closed with 4401/4403.
 SOCKETS: dict[str, set[str]] = {
     "/ws/booth": {B},
