@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	# axe-core (accessibility checks in the browser tests), from the npm registry
+	command -v npm >/dev/null && npm install --prefix $(VENV)/npm axe-core@4 --no-audit --no-fund --silent || true
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -62,3 +62,13 @@ async def test_unprovisioned_kiosk_says_so(browser, demo_server):
     page = await browser.new_page()
     await page.goto(f"{server.url}/kiosk#token=cst_not-a-real-token")
     await page.wait_for_selector("#unprovisioned:not([hidden])")
+
+
+async def test_login_page_has_no_serious_accessibility_violations(browser, demo_server):
+    from tests.browser.a11y import assert_accessible
+
+    server, _ = demo_server
+    page = await browser.new_page()
+    await page.goto(f"{server.url}/login")
+    await page.wait_for_selector("#login-title")
+    await assert_accessible(page, "login")
