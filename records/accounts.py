@@ -21,7 +21,7 @@ from sqlmodel import Session, select
 
 from records.errors import RecordsError
 from records.events import append_event
-from records.models import Booth, Region, Role, User, WebSession, utcnow
+from records.models import Booth, Region, Role, User, WebSession, as_utc, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ def resolve_web_session(session: Session, session_id: str, *, now: datetime | No
     web_session = session.get(WebSession, session_id)
     if web_session is None or web_session.revoked_at is not None:
         return None
-    if _aware(web_session.expires_at) <= now:
+    if as_utc(web_session.expires_at) <= now:
         return None
     user = session.get(User, web_session.user_id)
     if user is None or not user.active:
@@ -218,10 +218,3 @@ def _require_regions(session: Session, codes: list[str] | tuple[str, ...]) -> No
 def _id(row: User) -> int:
     assert row.id is not None, "row must be flushed before use"
     return row.id
-
-
-def _aware(dt: datetime) -> datetime:
-    """SQLite returns naive datetimes; everything stored is UTC."""
-    from datetime import timezone
-
-    return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)

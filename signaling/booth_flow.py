@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from records.models import CallSession, CallStatus
+from records.models import CallSession, CallStatus, as_utc
 from signaling.connection import Connection
 from signaling.protocol import AppointmentBook, CallCancel, CallRequest, ChatSend, DeviceStatus, Message, push
 from signaling.service_hours import ServiceHours, is_open, next_opening, parse_service_hours
@@ -158,11 +158,11 @@ async def _due_appointment(sb: Switchboard, booth_id: int, appointment_id: int, 
     if appointment.status != "booked":
         raise Refused("appointment_used", "this appointment was already used or cancelled")
     now = time.time()
-    start = _aware(appointment.slot_start).timestamp()
-    end = _aware(appointment.slot_end).timestamp()
+    start = as_utc(appointment.slot_start).timestamp()
+    end = as_utc(appointment.slot_end).timestamp()
     if not start - APPOINTMENT_EARLY_S <= now <= end:
         raise Refused("appointment_not_due", "the appointment's slot is not now",
-                      slot_start=_aware(appointment.slot_start).isoformat())
+                      slot_start=as_utc(appointment.slot_start).isoformat())
     return appointment.clerk_id
 
 
@@ -213,8 +213,8 @@ async def appointment_book(sb: Switchboard, conn: Connection, msg: AppointmentBo
         clerk_id=msg.clerk_id, contact=msg.contact)
     local = ZoneInfo(sb.config.timezone)
     return {"appointment_id": appointment.id,
-            "slot_start": _aware(appointment.slot_start).astimezone(local).isoformat(),
-            "slot_end": _aware(appointment.slot_end).astimezone(local).isoformat()}
+            "slot_start": as_utc(appointment.slot_start).astimezone(local).isoformat(),
+            "slot_end": as_utc(appointment.slot_end).astimezone(local).isoformat()}
 
 
 async def chat_send(sb: Switchboard, conn: Connection, msg: ChatSend) -> dict[str, Any]:
@@ -222,13 +222,8 @@ async def chat_send(sb: Switchboard, conn: Connection, msg: ChatSend) -> dict[st
     call = await sb.ledger.call(msg.call_id)
     if call is None or call.booth_id != booth_id or call.status is not CallStatus.ACTIVE:
         raise Refused("call_not_found", "no live call with that id for this booth")
-    await sb.ledger.event("chat.message", actor=conn.principal.actor, session_id=call.id, booth_id=booth_id,
-                          data={"from": "booth", "text": msg.text})
-    if call.clerk_id is not None:
-        await sb.deliver(f"clerk:{call.clerk_id}", push("chat.message", call_id=call.id, sender="booth",
-                                                        text=msg.text))
+    await sb.relay_chat(call, sender="booth", actor=conn.principal.actor, text=msg.text)
     return {}
-
 
 HANDLERS: dict[type[Message], Handler] = {
     CallRequest: call_request,
@@ -237,7 +232,3 @@ HANDLERS: dict[type[Message], Handler] = {
     AppointmentBook: appointment_book,
     ChatSend: chat_send,
 }
-
-
-def _aware(dt: datetime) -> datetime:
-    return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)

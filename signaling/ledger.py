@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from records import calls as call_records
 from records.events import append_event
-from records.models import Appointment, Booth, CallSession, CallStatus, Region, ServiceItem, User
+from records.models import Appointment, Booth, CallSession, CallStatus, Region, ServiceItem, User, as_utc
 
 logger = logging.getLogger(__name__)
 
@@ -216,7 +216,7 @@ class Ledger:
         def load(session: Session) -> list[float]:
             rows = session.exec(select(CallSession).where(CallSession.status == CallStatus.ENDED)
                                 .order_by(col(CallSession.ended_at).desc()).limit(limit))
-            return [(_aware(r.ended_at) - _aware(r.answered_at)).total_seconds()
+            return [(as_utc(r.ended_at) - as_utc(r.answered_at)).total_seconds()
                     for r in rows if r.ended_at and r.answered_at]
 
         return await self.run(load)
@@ -248,8 +248,3 @@ class Ledger:
                 session.add(appointment)
 
         await self.run(work)
-
-
-def _aware(dt: datetime | None) -> datetime:
-    assert dt is not None
-    return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)

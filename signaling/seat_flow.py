@@ -215,11 +215,8 @@ async def wrapup_done(sb: Switchboard, conn: Connection, msg: WrapUpDone) -> dic
 
 async def chat_send(sb: Switchboard, conn: Connection, msg: ChatSend) -> dict[str, Any]:
     call = await _own_live_call(sb, conn, msg.call_id)
-    await sb.ledger.event("chat.message", actor=conn.principal.actor, session_id=call.id, booth_id=call.booth_id,
-                          data={"from": "clerk", "text": msg.text})
-    await sb.deliver(f"booth:{call.booth_id}", push("chat.message", call_id=call.id, sender="clerk", text=msg.text))
+    await sb.relay_chat(call, sender="clerk", actor=conn.principal.actor, text=msg.text)
     return {}
-
 
 HANDLERS: dict[type[Message], Handler] = {
     PresenceSet: presence_set,

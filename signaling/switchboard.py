@@ -26,11 +26,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from records.errors import RecordsError
-from records.models import CallSession, CallStatus
+from records.models import CallSession, CallStatus, as_utc
 from signaling.bus import Bus, Offer
 from signaling.connection import Connection, ConnectionLimits
 from signaling.ledger import Ledger
@@ -301,7 +301,7 @@ class Switchboard:
             item={"code": call.item_code, "name_zh": item.name_zh if item else "", "name_en": item.name_en if item else ""},
             booth={"id": call.booth_id, "name": booth.name if booth else "", "region": call.region_code,
                    "region_name": booth.region_name_zh if booth else ""},
-            priority=call.priority, waited_s=round(time.time() - _aware(call.queued_at).timestamp(), 1),
+            priority=call.priority, waited_s=round(time.time() - as_utc(call.queued_at).timestamp(), 1),
             transfer_note=note, expires_in_s=round(offer.deadline - offer.offered_at, 1),
         )
         delivered = await self.deliver(f"clerk:{clerk_id}", message)
@@ -460,7 +460,7 @@ class Switchboard:
             call_id=call.id, booth_id=str(call.booth_id), item_code=call.item_code, skill=skill or item.skill,
             region=call.region_code, cross_region_allowed=item.cross_region,
             priority=call.priority if priority is None else priority,
-            enqueued_at=_aware(call.queued_at).timestamp(),
+            enqueued_at=as_utc(call.queued_at).timestamp(),
             preferred_clerk=str(preferred_clerk) if preferred_clerk else None,
             appointment_id=str(appointment_id) if appointment_id else None,
         )
@@ -474,7 +474,7 @@ class Switchboard:
         offer = await self.bus.get_offer(call.id)
         released_at = time.time()
         await self.bus.dequeue(call.id, reason)
-        waited = released_at - _aware(call.queued_at).timestamp()
+        waited = released_at - as_utc(call.queued_at).timestamp()
         extra: dict[str, Any] = {"wait_s": round(waited, 3), "at": released_at}
         if offer is not None:
             extra["released_clerk_id"] = int(offer.clerk_id)
@@ -488,6 +488,14 @@ class Switchboard:
         await self.deliver(f"booth:{call.booth_id}", push("call.abandoned", call_id=call.id, reason=reason))
         await self.to_wall(push("wall.queue"))
         return True
+
+    async def relay_chat(self, call: CallSession, *, sender: str, actor: str, text: str) -> None:
+        """Log a chat line in the call's events and hand it to the other party."""
+        await self.ledger.event("chat.message", actor=actor, session_id=call.id, booth_id=call.booth_id,
+                                data={"from": sender, "text": text})
+        other = f"booth:{call.booth_id}" if sender == "clerk" else f"clerk:{call.clerk_id}"
+        if sender == "clerk" or call.clerk_id is not None:
+            await self.deliver(other, push("chat.message", call_id=call.id, sender=sender, text=text))
 
     async def end_call(self, call: CallSession, *, reason: str, actor: str) -> None:
         """End a live call: record it, put the clerk into wrap-up, tell both ends and the wall."""
@@ -507,8 +515,3 @@ class Switchboard:
         await self.deliver(f"booth:{call.booth_id}", push("call.ended", call_id=call.id, reason=reason))
         await self.bus.clear_session_node(call.id)
         await self.to_wall(push("wall.call", call_id=call.id, status="ended"))
-
-
-def _aware(dt: datetime | None) -> datetime:
-    assert dt is not None
-    return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)
