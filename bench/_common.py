@@ -79,8 +79,12 @@ def _round(x: float) -> float | None:
 
 
 def emit(line: dict[str, Any]) -> None:
-    """Print one JSON line on stdout, flushed (the only thing the benches print there)."""
-    print(json.dumps(line, ensure_ascii=False), flush=True)
+    """Print one JSON line on stdout, flushed (the only thing the benches print there).
+
+    Each line carries the machine's 1-minute load average when it was printed: other work on
+    the machine skews figures, and the reader should see it.
+    """
+    print(json.dumps({**line, "loadavg_1m": round(os.getloadavg()[0], 2)}, ensure_ascii=False), flush=True)
 
 
 def wait_http_ok(url: str, proc: subprocess.Popen[Any] | None, timeout_s: float = 60.0) -> None:

@@ -7,16 +7,26 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from signaling.access import EVERYONE, guarded_route
+from booth import api
+from booth.api import COMPLAINT_CATEGORIES
+from signaling.access import EVERYONE, Kind, guarded_route
+
+BOOTH_ONLY = frozenset({Kind.BOOTH})
 
 
 async def kiosk(request: Request) -> Response:
     """The kiosk shell; it holds no data until the booth's token authenticates its API calls."""
-    return request.app.state.templates.TemplateResponse(request, "kiosk.html", {})
+    return request.app.state.templates.TemplateResponse(
+        request, "kiosk.html",
+        {"complaint_categories": list(COMPLAINT_CATEGORIES), "timezone": request.app.state.settings.timezone})
 
 
 def routes() -> list[BaseRoute]:
     return [
         guarded_route("/kiosk", kiosk, allow=EVERYONE),
+        guarded_route("/api/booth/catalog", api.catalog, allow=BOOTH_ONLY),
+        guarded_route("/api/booth/slots", api.slots, allow=BOOTH_ONLY),
+        guarded_route("/api/booth/ratings", api.ratings, allow=BOOTH_ONLY, methods=["POST"]),
+        guarded_route("/api/booth/complaints", api.complaints, allow=BOOTH_ONLY, methods=["POST"]),
         Mount("/static/booth", app=StaticFiles(packages=[("booth", "static")]), name="booth_static"),
     ]

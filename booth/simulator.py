@@ -1,8 +1,11 @@
 """A simulated booth: asks for calls over the real protocol, like a kiosk would.
 
 `cloudseat booth --simulate` runs it; tests and benchmarks call `run_booth`.
-Imports only the protocol client, so it runs on a light booth box.  The
-media issue gives it synthetic video; here it exercises signaling.
+Imports only the protocol client, so it runs on a light booth box.  With
+``media=True`` it also connects an aiortc peer to the call's media hub after
+`call.connected` (face camera, document camera, microphone, all synthetic;
+see `signaling.protocol_media`, imported only then), receives the clerk's
+camera and voice, and reports per call what it sent and received.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ import json
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from signaling.protocol_client import ProtocolClient, ReplyError
 
@@ -30,10 +35,17 @@ class BoothSummary:
     failed: int = 0
     wait_s: list[float] = field(default_factory=list)
     call_ids: list[str] = field(default_factory=list)
+    media: list[dict[str, Any]] = field(default_factory=list)  # per answered call, with media=True
+    media_failed: int = 0
 
     @property
     def all_answered(self) -> bool:
         return self.calls > 0 and self.answered == self.calls and self.failed == 0
+
+    @property
+    def media_ok(self) -> bool:
+        """Every answered call got the clerk's frames, readable and in order."""
+        return self.media_failed == 0 and len(self.media) == self.answered and all(m["ok"] for m in self.media)
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -56,21 +68,27 @@ class BoothPlan:
     seed: int | None = None
 
 
-async def run_booth(base_url: str, token: str, plan: BoothPlan) -> BoothSummary:
-    """Make `plan.calls` calls one after the other; return what happened."""
+async def run_booth(base_url: str, token: str, plan: BoothPlan, *, media: bool = False,
+                    on_media: Callable[[Any], None] | None = None) -> BoothSummary:
+    """Make `plan.calls` calls one after the other; return what happened.
+
+    With `media`, each answered call also publishes synthetic media to the hub;
+    `on_media(peer)` is called with each connected `MediaPeer` (tests watch it).
+    """
     rng = random.Random(plan.seed)
     summary = BoothSummary()
     client = await ProtocolClient.connect(base_url, "booth", token=token)
     try:
         for _ in range(plan.calls):
             summary.calls += 1
-            await _one_call(client, plan, rng, summary)
+            await _one_call(client, plan, rng, summary, media=media, on_media=on_media)
     finally:
         await client.close()
     return summary
 
 
-async def _one_call(client: ProtocolClient, plan: BoothPlan, rng: random.Random, summary: BoothSummary) -> None:
+async def _one_call(client: ProtocolClient, plan: BoothPlan, rng: random.Random, summary: BoothSummary, *,
+                    media: bool = False, on_media: Callable[[Any], None] | None = None) -> None:
     started = time.monotonic()
     try:
         ack = await client.request("call.request", item_code=plan.item_code, priority=plan.priority)
@@ -95,8 +113,31 @@ async def _one_call(client: ProtocolClient, plan: BoothPlan, rng: random.Random,
             summary.failed += 1
             return
     summary.wait_s.append(round(time.monotonic() - started, 3))
+    peer = await _connect_media(client, call_id, summary, on_media) if media else None
     try:
         await client.wait_for("call.ended", lambda m: m["call_id"] == call_id, timeout_s=plan.end_timeout_s)
         summary.answered += 1
     except asyncio.TimeoutError:
         summary.failed += 1
+    finally:
+        if peer is not None:
+            summary.media.append({"call_id": call_id, "ok": peer.ok, **peer.report()})
+            await peer.close()
+
+
+async def _connect_media(client: ProtocolClient, call_id: str, summary: BoothSummary,
+                         on_media: Callable[[Any], None] | None) -> Any:
+    """Publish face, document and microphone; receive the clerk's camera and voice."""
+    from signaling.protocol_media import MediaPeer, booth_tracks
+
+    peer = MediaPeer(client, call_id, publish=booth_tracks(), receive=("video", "audio"))
+    try:
+        await peer.connect()
+    except (ReplyError, ConnectionError, asyncio.TimeoutError) as exc:
+        logger.warning("call %s: media not connected: %s", call_id, exc)
+        summary.media_failed += 1
+        await peer.close()
+        return None
+    if on_media is not None:
+        on_media(peer)
+    return peer

@@ -16,6 +16,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route
 
 from booth import routes as booth_routes
+from media import MediaHub
 from cloudseat import health
 from cloudseat.settings import Settings, ensure_secret_key
 from cloudseat.templating import make_templates
@@ -28,6 +29,7 @@ from signaling.bus_memory import MemoryBus
 from signaling.connection import ConnectionLimits
 from signaling.endpoints import socket_routes
 from signaling.ledger import Ledger
+from signaling.media_flow import MediaFlow
 from signaling.ratelimit import SlidingWindowLimiter
 from signaling.switchboard import Switchboard, SwitchboardConfig
 
@@ -69,6 +71,14 @@ def switchboard_config(settings: Settings) -> SwitchboardConfig:
     )
 
 
+def make_media_hub(settings: Settings) -> MediaHub:
+    """The media hub with exactly the configured ICE servers (none by default) and host addresses."""
+    from aiortc import RTCIceServer
+
+    ice = [RTCIceServer(urls=s.urls, username=s.username, credential=s.credential) for s in settings.ice_servers]
+    return MediaHub(ice_servers=ice, host_addresses=list(settings.media_addresses) or None)
+
+
 def create_app(settings: Settings) -> Starlette:
     """Build the ASGI app for `settings`; resources (engine, bus, switchboard) are created when it starts."""
     settings = ensure_secret_key(settings)
@@ -82,6 +92,9 @@ def create_app(settings: Settings) -> Starlette:
         app.state.bus = make_bus(settings)
         app.state.switchboard = Switchboard(app.state.bus, Ledger(engine), switchboard_config(settings))
         await app.state.switchboard.start()
+        # Recovers the rooms a crash left before the node takes calls, then opens a room per accepted call.
+        app.state.media = MediaFlow(app.state.switchboard, make_media_hub(settings), app.state.store)
+        await app.state.media.start()
         logger.info(
             "cloudseat node %s ready: database %s, %s",
             settings.node_id,
@@ -92,6 +105,7 @@ def create_app(settings: Settings) -> Starlette:
             yield
         finally:
             await app.state.switchboard.stop()
+            await app.state.media.stop()  # open rooms close: their recordings are finished and registered
             await app.state.bus.close()
             engine.dispose()
 

@@ -73,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     booth.add_argument("--abandon-after", type=float, default=2.0, help="longest wait before such a hang-up (s)")
     booth.add_argument("--answer-timeout", type=float, default=120.0)
     booth.add_argument("--seed", type=int)
+    booth.add_argument("--media", action="store_true",
+                       help="also send synthetic face/document camera and microphone to the media hub (needs aiortc)")
     booth.set_defaults(handler=cmd_booth_simulate)
 
     seat = commands.add_parser("seat", help="a simulated clerk")
@@ -84,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     seat.add_argument("--handle", type=float, default=5.0, help="seconds a call lasts")
     seat.add_argument("--calls", type=int, help="stop after this many calls (default: run until interrupted)")
     seat.add_argument("--seed", type=int)
+    seat.add_argument("--media", action="store_true",
+                      help="also send a synthetic camera and microphone to the media hub (needs aiortc)")
     seat.set_defaults(handler=cmd_seat_simulate)
 
     admin = commands.add_parser("admin", help="manage regions, users, booths and the catalogue")
@@ -200,9 +204,9 @@ def cmd_booth_simulate(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError("--calls must be >= 1 and --abandon-rate between 0 and 1")
     plan = BoothPlan(item_code=args.item, calls=args.calls, priority=args.priority, abandon_rate=args.abandon_rate,
                      abandon_after_s=args.abandon_after, answer_timeout_s=args.answer_timeout, seed=args.seed)
-    summary = asyncio.run(run_booth(args.server.rstrip("/"), args.token, plan))
+    summary = asyncio.run(run_booth(args.server.rstrip("/"), args.token, plan, media=args.media))
     print(summary.to_json(), flush=True)
-    return EXIT_OK if summary.all_answered else EXIT_CHECK_FAILED
+    return EXIT_OK if summary.all_answered and (summary.media_ok or not args.media) else EXIT_CHECK_FAILED
 
 
 def cmd_seat_simulate(args: argparse.Namespace, settings: Settings) -> int:
@@ -213,7 +217,7 @@ def cmd_seat_simulate(args: argparse.Namespace, settings: Settings) -> int:
 
     plan = SeatPlan(answer_after_s=args.answer_after, handle_s=args.handle, calls=args.calls, seed=args.seed)
     try:
-        summary = asyncio.run(run_seat(args.server.rstrip("/"), args.user, args.password, plan))
+        summary = asyncio.run(run_seat(args.server.rstrip("/"), args.user, args.password, plan, media=args.media))
     except KeyboardInterrupt:
         return EXIT_OK
     print(summary.to_json(), flush=True)

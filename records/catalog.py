@@ -50,6 +50,8 @@ _REGION_NAME_MAX = 64
 _ITEM_CODE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _SLUG_RE = re.compile(r"[a-z][a-z0-9_-]*")
 _HHMM_RE = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
+# Pinyin initials of name_zh (社会保障卡补领换领 -> "shbzkblhl") for the kiosk's search box.
+_INITIALS_RE = re.compile(r"[a-z]{1,64}")
 
 PathLike = str | os.PathLike[str] | Traversable
 
@@ -219,6 +221,7 @@ class CatalogItem:
     materials: tuple[MaterialSpec, ...]
     time_limit_days: int
     cross_region: bool = True
+    initials: str | None = None
 
     def __post_init__(self) -> None:
         where = _where("item", self.code)
@@ -238,6 +241,8 @@ class CatalogItem:
                 f" (working days, 0 = 即办), got {self.time_limit_days!r}"
             )
         _require_bool(where, "cross_region", self.cross_region)
+        if self.initials is not None:
+            _require_code(where, "initials", self.initials, _INITIALS_RE, 64)
         if not self.materials:
             raise ValueError(f"{where}: field 'materials' must list at least one material")
         seen: set[str] = set()
@@ -258,7 +263,7 @@ class CatalogItem:
             where,
             data,
             ("code", "name_zh", "name_en", "category", "skill", "materials", "time_limit_days"),
-            ("cross_region",),
+            ("cross_region", "initials"),
         )
         raw_materials = _require_list(where, "materials", data["materials"])
         materials = tuple(
@@ -273,6 +278,7 @@ class CatalogItem:
             materials=materials,
             time_limit_days=data["time_limit_days"],
             cross_region=data.get("cross_region", True),
+            initials=data.get("initials"),
         )
 
     def row_values(self) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Landing pages after login; the clerk console and supervisor console grow from here."""
+"""Landing pages after login (the supervisor console grows from here; the clerk console is `seat.console`)."""
 
 from __future__ import annotations
 
@@ -26,11 +26,6 @@ def _render_home(request: Request, heading: tuple[str, str]) -> Response:
         request, "home.html",
         {"principal": principal, "role_label": ROLE_LABELS[principal.kind], "heading": heading},
     )
-
-
-async def seat_home(request: Request) -> Response:
-    """The clerk's workspace."""
-    return _render_home(request, ("窗口工作台", "Clerk workspace"))
 
 
 async def supervise_home(request: Request) -> Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from seat import auth_pages, home
+from seat import api, auth_pages, console, home
 from signaling.access import EVERYONE, STAFF, SUPERVISION, Kind, guarded_route
 
 
@@ -15,7 +15,11 @@ def routes() -> list[BaseRoute]:
         guarded_route("/login", auth_pages.login_page, allow=EVERYONE),
         guarded_route("/login", auth_pages.login_submit, allow=EVERYONE, methods=["POST"], name="login_submit"),
         guarded_route("/logout", auth_pages.logout, allow=STAFF, methods=["POST"]),
-        guarded_route("/seat", home.seat_home, allow={Kind.CLERK}),
+        guarded_route("/seat", console.console_page, allow={Kind.CLERK}),
+        guarded_route("/api/seat/items/{code}", api.item_detail, allow={Kind.CLERK}),
+        guarded_route("/api/seat/directory", api.directory, allow={Kind.CLERK}),
+        guarded_route("/api/seat/history", api.history, allow={Kind.CLERK}),
+        guarded_route("/api/seat/calls/{call_id}", api.call_detail, allow={Kind.CLERK}),
         guarded_route("/supervise", home.supervise_home, allow=SUPERVISION),
         guarded_route("/api/me", home.me, allow=STAFF | {Kind.BOOTH}),
         Mount("/static/seat", app=StaticFiles(packages=[("seat", "static")]), name="seat_static"),

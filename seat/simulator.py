@@ -1,6 +1,9 @@
 """A simulated clerk: takes offers over the real protocol and serves the calls.
 
 `cloudseat seat --simulate` runs it; tests and benchmarks call `run_seat`.
+With ``media=True`` each accepted call also connects an aiortc peer to the
+hub (synthetic camera and microphone) and receives the booth's face camera,
+document camera and voice (see `signaling.protocol_media`).
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ import contextlib
 import json
 import logging
 import random
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from signaling.protocol_client import ProtocolClient, ReplyError, login_cookie
 
@@ -23,6 +28,13 @@ class SeatSummary:
     answered: int = 0
     missed: int = 0
     lost: int = 0  # accepted too late: the offer was gone
+    media: list[dict[str, Any]] = field(default_factory=list)  # per answered call, with media=True
+    media_failed: int = 0
+
+    @property
+    def media_ok(self) -> bool:
+        """Every answered call got the booth's frames, readable and in order."""
+        return self.media_failed == 0 and len(self.media) == self.answered and all(m["ok"] for m in self.media)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -38,8 +50,13 @@ class SeatPlan:
 
 
 async def run_seat(base_url: str, username: str, password: str, plan: SeatPlan,
-                   stop: asyncio.Event | None = None, ready: asyncio.Event | None = None) -> SeatSummary:
-    """Serve offers until `stop` is set or `plan.calls` calls were handled; set `ready` once available."""
+                   stop: asyncio.Event | None = None, ready: asyncio.Event | None = None, *,
+                   media: bool = False, on_media: Callable[[Any], None] | None = None) -> SeatSummary:
+    """Serve offers until `stop` is set or `plan.calls` calls were handled; set `ready` once available.
+
+    With `media`, each call also publishes synthetic media to the hub; `on_media(peer)`
+    is called with each connected `MediaPeer`.
+    """
     rng = random.Random(plan.seed)
     summary = SeatSummary()
     stop = stop or asyncio.Event()
@@ -62,13 +79,37 @@ async def run_seat(base_url: str, username: str, password: str, plan: SeatPlan,
                 await _back_to_available(client)
                 continue
             summary.answered += 1
-            await asyncio.sleep(_vary(plan.handle_s, plan.jitter, rng))  # serving the resident
-            with contextlib.suppress(ReplyError):  # the resident may have hung up already
-                await client.request("call.end", call_id=offer["call_id"])
+            peer = await _connect_media(client, offer["call_id"], summary, on_media) if media else None
+            try:
+                await asyncio.sleep(_vary(plan.handle_s, plan.jitter, rng))  # serving the resident
+                with contextlib.suppress(ReplyError):  # the resident may have hung up already
+                    await client.request("call.end", call_id=offer["call_id"])
+            finally:
+                if peer is not None:
+                    summary.media.append({"call_id": offer["call_id"], "ok": peer.ok, **peer.report()})
+                    await peer.close()
             await client.request("wrapup.done")
     finally:
         await client.close()
     return summary
+
+
+async def _connect_media(client: ProtocolClient, call_id: str, summary: SeatSummary,
+                         on_media: Callable[[Any], None] | None) -> Any:
+    """Publish camera and microphone; receive the booth's face, document and voice."""
+    from signaling.protocol_media import MediaPeer, clerk_tracks
+
+    peer = MediaPeer(client, call_id, publish=clerk_tracks(), receive=("video", "video", "audio"))
+    try:
+        await peer.connect()
+    except (ReplyError, ConnectionError, asyncio.TimeoutError) as exc:
+        logger.warning("call %s: media not connected: %s", call_id, exc)
+        summary.media_failed += 1
+        await peer.close()
+        return None
+    if on_media is not None:
+        on_media(peer)
+    return peer
 
 
 async def _next_offer(client: ProtocolClient, stop: asyncio.Event, summary: SeatSummary) -> dict | None:

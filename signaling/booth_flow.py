@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 
 from records.models import CallSession, CallStatus, as_utc
 from signaling.connection import Connection
-from signaling.protocol import AppointmentBook, CallCancel, CallRequest, ChatSend, DeviceStatus, Message, push
+from signaling import media_flow
+from signaling.protocol import AppointmentBook, CallCancel, CallRequest, ChatSend, DeviceStatus, Message, RtcOffer, push
 from signaling.service_hours import ServiceHours, is_open, next_opening, parse_service_hours
 from signaling.switchboard import Refused, Switchboard
 
@@ -231,4 +232,5 @@ HANDLERS: dict[type[Message], Handler] = {
     DeviceStatus: device_status,
     AppointmentBook: appointment_book,
     ChatSend: chat_send,
+    RtcOffer: media_flow.rtc_offer,
 }

@@ -190,14 +190,28 @@ class Ledger:
         await self.run(lambda s: append_event(s, kind=kind, actor=actor, session_id=session_id,
                                               booth_id=booth_id, data=data or {}))
 
-    async def transfer_note(self, call_id: str) -> str:
-        """The note of the call's latest transfer ('' if never transferred)."""
+    async def transfer_note(self, call_id: str) -> str | None:
+        """The note of the call's latest transfer, or None if it was never transferred."""
         from records.models import Event
 
-        def load(session: Session) -> str:
+        def load(session: Session) -> str | None:
             ev = session.exec(select(Event).where(Event.session_id == call_id, Event.kind == "call.transferred")
                               .order_by(col(Event.seq).desc())).first()
-            return str(ev.data.get("note", "")) if ev else ""
+            return str(ev.data.get("note", "")) if ev else None
+
+        return await self.run(load)
+
+    async def last_call_served_by(self, clerk_id: int) -> CallSession | None:
+        """The clerk's most recently ended or transferred call: what a wrap-up note is about."""
+        from records.models import Event
+
+        def load(session: Session) -> CallSession | None:
+            ev = session.exec(select(Event).where(Event.kind.in_(("call.ended", "call.transferred")),  # type: ignore[attr-defined]
+                                                  Event.actor == f"user:{clerk_id}")
+                              .order_by(col(Event.seq).desc())).first()
+            if ev is None or ev.session_id is None:
+                return None
+            return session.get(CallSession, ev.session_id)
 
         return await self.run(load)
 

@@ -319,12 +319,79 @@ class WallSnapshot(Message):
     ROLES: ClassVar[tuple[str, ...]] = (ROLE_SUPERVISOR,)
 
 
+# ---------------------------------------------------------------- media (booth, clerk, supervisor)
+MAX_SDP_BYTES = 32 * 1024
+TRACK_NAMES = ("face", "document", "camera", "audio")  # what a published m-line carries
+TRACKS_BY_ROLE = {ROLE_BOOTH: ("face", "document", "audio"), ROLE_SEAT: ("camera", "audio"), ROLE_SUPERVISOR: ()}
+_MID_RE = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
+
+
+@dataclass(frozen=True)
+class RtcOffer(Message):
+    """Connect (or reconnect) the sender's peer connection to the call's media hub; ack carries the answer.
+
+    `tracks` names what each sending m-line carries, by its mid; without it the
+    hub's order is assumed (booth: face, document, audio; clerk: camera, audio).
+    A supervisor offers receive-only m-lines, after `monitor.join`.
+    """
+
+    TYPE: ClassVar[str] = "rtc.offer"
+    call_id: str
+    sdp: str
+    tracks: dict[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _call_id(self.call_id)
+        if len(self.sdp) > MAX_SDP_BYTES // 4 and len(self.sdp.encode("utf-8")) > MAX_SDP_BYTES:
+            raise ValueError(f"sdp is larger than {MAX_SDP_BYTES} bytes")
+        if not self.sdp.startswith("v=0"):
+            raise ValueError("sdp must be a session description starting with v=0")
+        if "\x00" in self.sdp:
+            raise ValueError("sdp contains a NUL character")
+        if self.tracks is not None:
+            if len(self.tracks) > 8:
+                raise ValueError("tracks names at most 8 m-lines")
+            for mid, name in self.tracks.items():
+                if not _MID_RE.match(mid):
+                    raise ValueError("a tracks key must be an m-line mid (1-16 letters, digits, _ or -)")
+                if not isinstance(name, str):
+                    raise ValueError(f"track of mid {mid} must be a string")
+                _one_of(name, f"track of mid {mid}", TRACK_NAMES)
+
+
+@dataclass(frozen=True)
+class MonitorJoin(Message):
+    """A supervisor starts silently monitoring a live call (logged); then sends `rtc.offer`."""
+
+    TYPE: ClassVar[str] = "monitor.join"
+    ROLES: ClassVar[tuple[str, ...]] = (ROLE_SUPERVISOR,)
+    call_id: str
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _call_id(self.call_id)
+
+
+@dataclass(frozen=True)
+class MonitorLeave(Message):
+    """A supervisor stops monitoring a call (logged); the hub drops its peer."""
+
+    TYPE: ClassVar[str] = "monitor.leave"
+    ROLES: ClassVar[tuple[str, ...]] = (ROLE_SUPERVISOR,)
+    call_id: str
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _call_id(self.call_id)
+
+
 MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.TYPE: cls
     for cls in (
         Ping, ChatSend, DeviceStatus, CallRequest, CallCancel, AppointmentBook,
         PresenceSet, OfferAccept, OfferDecline, CallEnd, CallTransfer, InviteSupervisor, WrapUpDone,
-        WallSnapshot,
+        WallSnapshot, RtcOffer, MonitorJoin, MonitorLeave,
     )
 }
 

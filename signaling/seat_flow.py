@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from records.models import CallSession, CallStatus
+from signaling import media_flow
 from signaling.booth_flow import Handler
 from signaling.connection import Connection
 from signaling.protocol import (
@@ -22,6 +23,7 @@ from signaling.protocol import (
     OfferAccept,
     OfferDecline,
     PresenceSet,
+    RtcOffer,
     WrapUpDone,
     push,
 )
@@ -111,6 +113,8 @@ async def presence_set(sb: Switchboard, conn: Connection, msg: PresenceSet) -> d
         raise Refused("busy", f"cannot change state while {current.status}")
     if current is not None and current.status == "available" and msg.status == "available":
         return {"status": "available"}
+    if current is not None and current.status == "wrap_up" and msg.status == "available":
+        raise Refused("in_wrap_up", "finish wrap-up with wrapup.done")
     await sb.set_clerk_state(_state(conn, msg.status, reason=msg.reason), display_name=conn.principal.display_name)
     await sb.ledger.event("clerk.state", actor=conn.principal.actor, data={"status": msg.status, "reason": msg.reason})
     return {"status": msg.status}
@@ -192,6 +196,8 @@ async def call_transfer(sb: Switchboard, conn: Connection, msg: CallTransfer) ->
     await sb.set_clerk_state(_state(conn, "wrap_up"), display_name=conn.principal.display_name)
     await sb.deliver(f"booth:{call.booth_id}", push("call.transferring", call_id=call.id, to_skill=msg.to_skill))
     await sb.bus.clear_session_node(call.id)
+    if sb.on_call_ended is not None:  # this clerk's media session ends; the next accept opens a new one
+        await sb.on_call_ended(call.id)
     return {"call_id": call.id, "status": "transferred"}
 
 
@@ -208,7 +214,10 @@ async def wrapup_done(sb: Switchboard, conn: Connection, msg: WrapUpDone) -> dic
     current = await sb.bus.get_clerk(str(_clerk_id(conn)))
     if current is None or current.status != "wrap_up":
         raise Refused("not_in_wrap_up", "you are not in wrap-up")
-    await sb.ledger.event("clerk.wrapup_done", actor=conn.principal.actor, data={"note": msg.note})
+    last = await sb.ledger.last_call_served_by(_clerk_id(conn))
+    await sb.ledger.event("clerk.wrapup_done", actor=conn.principal.actor,
+                          session_id=last.id if last else None, booth_id=last.booth_id if last else None,
+                          data={"note": msg.note})
     await sb.set_clerk_state(_state(conn, "available"), display_name=conn.principal.display_name)
     return {"status": "available"}
 
@@ -227,4 +236,5 @@ HANDLERS: dict[type[Message], Handler] = {
     InviteSupervisor: invite_supervisor,
     WrapUpDone: wrapup_done,
     ChatSend: chat_send,
+    RtcOffer: media_flow.rtc_offer,
 }

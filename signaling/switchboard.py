@@ -88,6 +88,7 @@ class Switchboard:
         self._tasks: list[asyncio.Task[None]] = []
         self._subscriptions: list[Any] = []
         self.on_call_connected: Callable[[str], Awaitable[None]] | None = None
+        self.on_call_ended: Callable[[str], Awaitable[None]] | None = None  # the media hub closes the room
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -302,7 +303,8 @@ class Switchboard:
             booth={"id": call.booth_id, "name": booth.name if booth else "", "region": call.region_code,
                    "region_name": booth.region_name_zh if booth else ""},
             priority=call.priority, waited_s=round(time.time() - as_utc(call.queued_at).timestamp(), 1),
-            transfer_note=note, expires_in_s=round(offer.deadline - offer.offered_at, 1),
+            transferred=note is not None, transfer_note=note or "",
+            expires_in_s=round(offer.deadline - offer.offered_at, 1),
         )
         delivered = await self.deliver(f"clerk:{clerk_id}", message)
         if delivered:
@@ -515,3 +517,5 @@ class Switchboard:
         await self.deliver(f"booth:{call.booth_id}", push("call.ended", call_id=call.id, reason=reason))
         await self.bus.clear_session_node(call.id)
         await self.to_wall(push("wall.call", call_id=call.id, status="ended"))
+        if self.on_call_ended is not None:
+            await self.on_call_ended(call.id)

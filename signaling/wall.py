@@ -7,7 +7,8 @@ from typing import Any
 
 from signaling.booth_flow import Handler
 from signaling.connection import Connection
-from signaling.protocol import Message, WallSnapshot, push
+from signaling import media_flow
+from signaling.protocol import Message, MonitorJoin, MonitorLeave, RtcOffer, WallSnapshot, push
 from signaling.switchboard import Switchboard
 
 
@@ -41,10 +42,18 @@ async def attach(sb: Switchboard, conn: Connection) -> None:
 
 async def detach(sb: Switchboard, conn: Connection) -> None:
     sb.unregister(conn)
+    media = getattr(conn.websocket.app.state, "media", None)
+    if media is not None:
+        await media.supervisor_gone(conn)  # its silent monitors end with the socket
 
 
 async def wall_snapshot(sb: Switchboard, conn: Connection, msg: WallSnapshot) -> dict[str, Any]:
     return {"wall": await snapshot(sb)}
 
 
-HANDLERS: dict[type[Message], Handler] = {WallSnapshot: wall_snapshot}
+HANDLERS: dict[type[Message], Handler] = {
+    WallSnapshot: wall_snapshot,
+    MonitorJoin: media_flow.monitor_join,
+    MonitorLeave: media_flow.monitor_leave,
+    RtcOffer: media_flow.rtc_offer,
+}

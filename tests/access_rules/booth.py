@@ -1,7 +1,11 @@
 """Routes of the booth package (kiosk page and booth-facing APIs)."""
 
-from tests.access_rules.common import ALL
+from tests.access_rules.common import ALL, B
 
 TABLE = {
     ("GET", "/kiosk", "/kiosk"): ALL,
+    ("GET", "/api/booth/catalog", "/api/booth/catalog"): {B},
+    ("GET", "/api/booth/slots", "/api/booth/slots?item_code=SB-001"): {B},
+    ("POST", "/api/booth/ratings", "/api/booth/ratings"): {B},
+    ("POST", "/api/booth/complaints", "/api/booth/complaints"): {B},
 }

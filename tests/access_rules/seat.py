@@ -8,6 +8,10 @@ TABLE = {
     ("POST", "/login", "/login"): ALL,
     ("POST", "/logout", "/logout"): STAFF,
     ("GET", "/seat", "/seat"): {C},
+    ("GET", "/api/seat/items/{code}", "/api/seat/items/SB-001"): {C},
+    ("GET", "/api/seat/directory", "/api/seat/directory"): {C},
+    ("GET", "/api/seat/history", "/api/seat/history"): {C},
+    ("GET", "/api/seat/calls/{call_id}", "/api/seat/calls/00000000-0000-4000-8000-000000000000"): {C},
     ("GET", "/supervise", "/supervise"): {S, D},
     ("GET", "/api/me", "/api/me"): STAFF | {B},
 }

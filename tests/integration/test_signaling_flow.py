@@ -60,7 +60,8 @@ async def test_a_call_from_request_to_wrap_up(fast_settings):
             await booth.close()
             await clerk.close()
         kinds = [k for k, _ in events_of(fast_settings, call_id)]
-        assert kinds == ["call.queued", "call.offered", "call.answered", "chat.message", "call.ended"]
+        assert kinds == ["call.queued", "call.offered", "call.answered", "chat.message", "call.ended",
+                         "clerk.wrapup_done"]
         assert call_row(fast_settings, call_id).status is CallStatus.ENDED
 
 
@@ -101,3 +102,23 @@ async def test_booth_hangs_up_while_waiting_counts_as_abandoned(fast_settings):
         events = events_of(fast_settings, call_id)
         assert events[-1][0] == "call.abandoned" and events[-1][1]["reason"] == "cancelled"
         assert events[-1][1]["wait_s"] >= 0
+
+
+async def test_wrap_up_ends_only_with_wrapup_done_and_its_note_lands_on_the_call(fast_settings):
+    with world(fast_settings) as w:
+        clerk = await w.clerk("c1")
+        booth = await w.booth("b1")
+        try:
+            call_id = (await booth.request("call.request", item_code=w.item_by_skill["social_insurance"]))["call_id"]
+            offer = await clerk.wait_for("offer")
+            assert offer["transferred"] is False and offer["transfer_note"] == ""
+            await clerk.request("offer.accept", call_id=call_id)
+            await clerk.request("call.end", call_id=call_id)
+            with pytest.raises(ReplyError) as info:
+                await clerk.request("presence.set", status="available")
+            assert info.value.code == "in_wrap_up"
+            await clerk.request("wrapup.done", note="已告知补正材料")
+        finally:
+            await booth.close()
+            await clerk.close()
+        assert ("clerk.wrapup_done", {"note": "已告知补正材料"}) in events_of(fast_settings, call_id)

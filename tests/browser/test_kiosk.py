@@ -1,0 +1,321 @@
+"""The booth kiosk in real Chromium against the real server, with a Python clerk on the other end.
+
+Each test walks a resident's path through the touch screens; at every screen it runs axe-core and
+saves a screenshot at both kiosk sizes (`var/screenshots/kiosk-<screen>-portrait.png` and
+`-landscape.png`). Synchronisation is always on the page's state (`body[data-screen]`, elements
+appearing) or on protocol pushes, never on sleeps.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlmodel import Session, select
+
+from records.db import make_engine
+from records.models import Alert, AlertKind, Appointment, CallSession, CallStatus, Rating
+from tests.browser.a11y import assert_accessible
+from tests.signaling_fixtures import World, clients, world
+
+pytestmark = pytest.mark.browser
+
+PORTRAIT = {"width": 1080, "height": 1920}
+LANDSCAPE = {"width": 1920, "height": 1080}
+ITEM = "SB-004"  # 社会保障卡补领换领, skill social_insurance: clerk c1 serves it
+
+
+@pytest.fixture
+def fast_settings(app_settings):
+    # A short heartbeat lets a dead link be noticed within seconds (both ends).
+    return app_settings.with_overrides(heartbeat_s=1.0, offer_timeout_s=20)
+
+
+async def open_kiosk(browser: Any, w: World, booth: str = "b1", *, query: str = "thanks_s=2") -> Any:
+    context = await browser.new_context(viewport=PORTRAIT, locale="zh-CN")
+    page = await context.new_page()
+    await page.goto(f"{w.url}/kiosk?{query}#token={w.tokens[booth]}")
+    await page.wait_for_selector("body[data-ready=true][data-screen=start]")
+    return page
+
+
+async def on_screen(page: Any, screen: str, timeout_ms: int = 15000) -> None:
+    await page.wait_for_selector(f"body[data-screen={screen}]", timeout=timeout_ms)
+
+
+async def snap(page: Any, directory: Path, screen: str) -> None:
+    """axe-core on the screen as it is, then a screenshot at each kiosk size."""
+    await assert_accessible(page, screen)
+    await page.screenshot(path=str(directory / f"kiosk-{screen}-portrait.png"))
+    await page.set_viewport_size(LANDSCAPE)
+    await assert_accessible(page, f"{screen} (landscape)")
+    await page.screenshot(path=str(directory / f"kiosk-{screen}-landscape.png"))
+    await page.set_viewport_size(PORTRAIT)
+
+
+def db_rows(w: World, model: Any, *where: Any) -> list[Any]:
+    engine = make_engine(w.settings.database_url)
+    try:
+        with Session(engine) as session:
+            return list(session.exec(select(model).where(*where)))
+    finally:
+        engine.dispose()
+
+
+async def choose_item_by_initials(page: Any, initials: str = "sbkbl") -> None:
+    await page.fill("#search-input", initials)
+    first = page.locator("#search-results .item-row").first
+    await first.wait_for()
+    assert await first.get_attribute("data-item") == ITEM
+    await first.click()
+    await on_screen(page, "item")
+
+
+async def test_resident_is_served_chats_rates_and_leaves_nothing_behind(browser, app_settings, screenshot_dir):
+    with world(app_settings) as w:
+        clerk = await w.clerk("c1", available=False)  # signed in, not ready: the kiosk waits, with an estimate
+        async with clients(clerk):
+            page = await open_kiosk(browser, w)
+            assert "b1" in await page.text_content("[data-testid=booth-name]")
+            assert "正在服务" in await page.text_content("[data-testid=service-status]")
+            await snap(page, screenshot_dir, "start")
+
+            # The catalogue: a category, back, then the search by pinyin initials.
+            await page.click("button.tile[data-category=social_insurance]")
+            await on_screen(page, "category")
+            assert await page.locator("#category-items .item-row").count() == 9
+            await snap(page, screenshot_dir, "category")
+            await page.click("#back-button")
+            await on_screen(page, "start")
+            await page.fill("#search-input", "sbkbl")
+            await page.wait_for_selector("#search-results .item-row")
+            await snap(page, screenshot_dir, "search")
+            await choose_item_by_initials(page)
+
+            # 一次性告知: mandatory materials say so in words, not only in colour.
+            assert await page.text_content("#item-title") == "社会保障卡补领换领"
+            assert await page.locator("#item-materials .tag-required", has_text="必须").count() >= 1
+            assert await page.text_content("#item-limit")
+            await page.click("#priority-toggle")
+            assert await page.get_attribute("#priority-toggle", "aria-checked") == "true"
+            await snap(page, screenshot_dir, "item")
+
+            await page.click("#call-button")
+            await on_screen(page, "waiting")
+            await page.wait_for_function("document.querySelector('#queue-wait').textContent.includes('分钟')")
+            assert "下一位" in await page.text_content("#queue-position")
+            await snap(page, screenshot_dir, "waiting")
+
+            await clerk.request("presence.set", status="available")
+            offer = await clerk.wait_for("offer", timeout_s=15)
+            assert offer["item"]["code"] == ITEM and offer["priority"] == 1  # 绿色通道
+            call_id = offer["call_id"]
+            await clerk.request("offer.accept", call_id=call_id)
+            await on_screen(page, "call")
+            assert await page.get_attribute("body", "data-call-id") == call_id
+            assert "C1" in await page.text_content("#call-title")
+            for video in ("remote-video", "self-video", "doc-video"):
+                assert await page.locator(f"video#{video}").count() == 1
+
+            # Chat both ways.
+            await clerk.request("chat.send", call_id=call_id, text="请出示身份证")
+            await page.wait_for_selector("#chat-log .from-clerk >> text=请出示身份证")
+            await page.fill("#chat-input", "好的，马上")
+            await page.click("#chat-form button[type=submit]")
+            heard = await clerk.wait_for("chat.message", lambda m: m["call_id"] == call_id, timeout_s=10)
+            assert heard["text"] == "好的，马上" and heard["sender"] == "booth"
+            await page.wait_for_selector("#chat-log .from-booth >> text=好的，马上")
+            await snap(page, screenshot_dir, "call")
+
+            # The clerk ends; the resident rates.
+            await clerk.request("call.end", call_id=call_id)
+            await on_screen(page, "rating")
+            assert await page.locator("#rating-levels [role=radio]").count() == 5
+            await page.click(".level[data-level='4']")
+            assert await page.get_attribute(".level[data-level='4']", "aria-checked") == "true"
+            await page.fill("#rating-comment", "讲解很耐心")
+            await snap(page, screenshot_dir, "rating")
+            await page.click("#rating-submit")
+            await on_screen(page, "thanks")
+            await snap(page, screenshot_dir, "thanks")
+
+            [rating] = db_rows(w, Rating, Rating.session_id == call_id)
+            assert rating.level == 4 and rating.comment == "讲解很耐心"
+            assert db_rows(w, Alert) == []  # a good rating raises nothing
+
+            # After the short timeout: back to the start, nothing of the resident left.
+            await on_screen(page, "start", timeout_ms=10000)
+            left = await page.evaluate("""() => ({
+                resident: window.kiosk.resident,
+                chat: document.querySelector('#chat-log').children.length,
+                search: document.querySelector('#search-input').value,
+                comment: document.querySelector('#rating-comment').value,
+                callAttr: document.body.dataset.callId ?? null,
+                storage: Object.keys(localStorage),
+                large: document.documentElement.classList.contains('large'),
+            })""")
+            resident = left["resident"]
+            assert resident["callId"] is None and resident["lastCallId"] is None and resident["rateCallId"] is None
+            assert resident["item"] is None and resident["priority"] is False
+            assert left["chat"] == 0 and left["search"] == "" and left["comment"] == "" and left["callAttr"] is None
+            assert left["storage"] == ["cloudseat.boothToken"] and left["large"] is False
+            [call] = db_rows(w, CallSession)
+            assert call.id == call_id and call.status is CallStatus.ENDED
+
+
+async def test_cancel_while_nobody_can_serve_and_complain(browser, app_settings, screenshot_dir):
+    with world(app_settings) as w:  # no clerk signed in: nobody can serve, no estimate
+        page = await open_kiosk(browser, w)
+        await choose_item_by_initials(page)
+        await page.click("#call-button")
+        await on_screen(page, "waiting")
+        await page.wait_for_selector("#nobody-card:not([hidden])")
+        assert "暂无可服务的工作人员" in await page.text_content("#nobody-card")
+        call_id = await page.get_attribute("body", "data-call-id")
+        await snap(page, screenshot_dir, "waiting-nobody")
+
+        # 办不成事 while waiting: a blue alert carrying the booth and the call.
+        await page.click("#complain-button")
+        await page.wait_for_selector("#complaint-dialog[open]")
+        await page.click("label.reason:has(input[value=waited_too_long])")
+        await page.fill("#complaint-text", "等了很久没人接")
+        await snap(page, screenshot_dir, "complaint")
+        await page.click("#complaint-submit")
+        await page.wait_for_selector("#complaint-done:not([hidden])")
+        await snap(page, screenshot_dir, "complaint-sent")
+        [alert] = db_rows(w, Alert)
+        assert alert.kind is AlertKind.BLUE and alert.booth_id == w.booth_ids["b1"] and alert.session_id == call_id
+        assert "等了很久没人接" in alert.message
+        await page.click("#complaint-close")
+        await page.wait_for_selector("#complaint-dialog", state="hidden")
+
+        await page.click("#cancel-call")
+        await on_screen(page, "start")
+        [call] = db_rows(w, CallSession)
+        assert call.id == call_id and call.status is CallStatus.ABANDONED and call.end_reason == "cancelled"
+        assert await page.evaluate("window.kiosk.resident.callId") is None
+
+
+def closed_today_hours() -> dict[str, Any]:
+    """Hours that are closed all of today and tomorrow (both holidays), whatever the time."""
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    return {"timezone": "Asia/Shanghai", "weekdays": [{"start": "09:00", "end": "12:00"},
+                                                     {"start": "13:30", "end": "17:30"}],
+            "saturday": [], "lunch_service": False,
+            "holidays": [today.isoformat(), (today + timedelta(days=1)).isoformat()], "working_weekends": []}
+
+
+async def test_closed_region_shows_next_opening_and_books_an_appointment(browser, app_settings, screenshot_dir):
+    with world(app_settings, regions={"east": closed_today_hours(), "west": {}}) as w:
+        page = await open_kiosk(browser, w)
+        status = await page.text_content("[data-testid=service-status]")
+        assert "不在服务时间" in status and "下次开放" in status
+        await choose_item_by_initials(page)
+        assert await page.text_content("#call-button-text") == "预约办理"  # one main action: book
+        await page.click("#call-button")
+        await on_screen(page, "closed")
+        assert "09:00" in await page.text_content("[data-testid=next-opening]")
+        await page.wait_for_selector("#slot-grid .slot")
+        assert await page.locator("#slot-days .day-tab").count() == 3
+        await page.click("#slot-days .day-tab >> nth=1")
+        chosen = page.locator("#slot-grid .slot").nth(2)
+        slot_start = await chosen.get_attribute("data-slot")
+        await chosen.click()
+        assert await chosen.get_attribute("aria-pressed") == "true"
+        await snap(page, screenshot_dir, "closed")
+        await page.click("#book-button")
+        await page.wait_for_selector("#booked:not([hidden])")
+        await snap(page, screenshot_dir, "booked")
+
+        [appointment] = db_rows(w, Appointment)
+        assert appointment.booth_id == w.booth_ids["b1"] and appointment.item_code == ITEM
+        booked = appointment.slot_start if appointment.slot_start.tzinfo else appointment.slot_start.replace(
+            tzinfo=ZoneInfo("UTC"))
+        assert booked == datetime.fromisoformat(slot_start)
+        assert str(appointment.id) in await page.text_content("#booked-number")
+        await page.click("#booked-done")
+        await on_screen(page, "start")
+
+
+async def test_network_drop_reconnects_and_resumes_the_same_call(browser, fast_settings, screenshot_dir):
+    with world(fast_settings) as w:
+        clerk = await w.clerk("c1")
+        async with clients(clerk):
+            page = await open_kiosk(browser, w)
+            await choose_item_by_initials(page)
+            await page.click("#call-button")
+            offer = await clerk.wait_for("offer", timeout_s=15)
+            call_id = offer["call_id"]
+            await clerk.request("offer.accept", call_id=call_id)
+            await on_screen(page, "call")
+
+            await page.context.set_offline(True)
+            await page.wait_for_selector("#net-banner:not([hidden])", timeout=15000)
+            await clerk.wait_for("peer.left", lambda m: m["call_id"] == call_id, timeout_s=15)
+            await snap(page, screenshot_dir, "reconnecting")
+            await page.context.set_offline(False)
+
+            await page.wait_for_selector("#net-banner", state="hidden", timeout=30000)
+            await clerk.wait_for("peer.rejoined", lambda m: m["call_id"] == call_id, timeout_s=30)
+            await on_screen(page, "call")
+            assert await page.get_attribute("body", "data-call-id") == call_id
+            # Still the same live call: chat reaches the clerk, and no second call exists.
+            await page.fill("#chat-input", "我回来了")
+            await page.click("#chat-form button[type=submit]")
+            heard = await clerk.wait_for("chat.message", lambda m: m["call_id"] == call_id, timeout_s=10)
+            assert heard["text"] == "我回来了"
+            calls = db_rows(w, CallSession)
+            assert [c.id for c in calls] == [call_id] and calls[0].status is CallStatus.ACTIVE
+
+            # A bad rating after the call raises a blue alert for the supervisors.
+            await clerk.request("call.end", call_id=call_id)
+            await on_screen(page, "rating")
+            await page.click(".level[data-level='1']")
+            await page.click("#rating-submit")
+            await on_screen(page, "thanks")
+            [alert] = db_rows(w, Alert)
+            assert alert.kind is AlertKind.BLUE and alert.session_id == call_id and "非常不满意" in alert.message
+
+
+async def test_large_mode_and_english(browser, app_settings, screenshot_dir):
+    with world(app_settings) as w:
+        page = await open_kiosk(browser, w)
+        await page.click("#large-toggle")
+        assert await page.get_attribute("#large-toggle", "aria-pressed") == "true"
+        size = await page.evaluate("parseFloat(getComputedStyle(document.querySelector('.tile-name')).fontSize)")
+        assert size >= 32
+        await snap(page, screenshot_dir, "start-large")
+        await page.click(".lang-switch")
+        await page.wait_for_selector("html[lang=en] body[data-ready=true][data-screen=start]")
+        assert "Open" in await page.text_content("[data-testid=service-status]")
+        await page.fill("#search-input", "pension")
+        await page.wait_for_selector("#search-results .item-row")
+        await snap(page, screenshot_dir, "start-english")
+
+
+async def test_no_kiosk_text_is_smaller_than_24px_and_targets_are_60px(browser, app_settings):
+    with world(app_settings) as w:
+        page = await open_kiosk(browser, w)
+        await choose_item_by_initials(page)
+        for size in (PORTRAIT, LANDSCAPE):
+            await page.set_viewport_size(size)
+            report = await page.evaluate("""() => {
+                const small = [], tiny = [];
+                for (const el of document.querySelectorAll('body *')) {
+                    const style = getComputedStyle(el);
+                    if (el.offsetParent === null && style.position !== 'fixed') continue;
+                    const hasText = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+                    if (hasText && parseFloat(style.fontSize) < 24) small.push(el.outerHTML.slice(0, 80));
+                    if (hasText && parseFloat(style.lineHeight) / parseFloat(style.fontSize) < 1.295) small.push('lh ' + el.outerHTML.slice(0, 80));
+                    if (el.matches('button, input[type=checkbox], input[type=search], a')) {
+                        const box = el.getBoundingClientRect();
+                        const target = el.matches('input[type=checkbox]') ? el.closest('label').getBoundingClientRect() : box;
+                        if (target.width < 60 || target.height < 60) tiny.push(el.outerHTML.slice(0, 80));
+                    }
+                }
+                return { small, tiny };
+            }""")
+            assert report == {"small": [], "tiny": []}, size
