@@ -14,6 +14,8 @@ from records import models  # noqa: F401  (registers the tables on SQLModel.meta
 
 logger = logging.getLogger(__name__)
 
+READ_ONLY_OPTION = "cloudseat_read_only"
+
 
 def normalise_url(url: str) -> str:
     """Use psycopg 3 for plain postgresql:// URLs (SQLAlchemy would pick psycopg2)."""
@@ -63,7 +65,14 @@ def _postgres_utc(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin_immediate(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Read-only work takes a deferred BEGIN: under WAL it neither waits for nor blocks the writer.
+    read_only = conn.get_execution_options().get(READ_ONLY_OPTION, False)
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def read_only(engine: Engine) -> Engine:
+    """A view of `engine` for transactions that only read (no write lock on SQLite)."""
+    return engine.execution_options(**{READ_ONLY_OPTION: True})
 
 
 def create_schema(engine: Engine) -> None:

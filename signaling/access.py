@@ -32,6 +32,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from records.accounts import booth_by_token, resolve_web_session
+from records.db import read_only
 from signaling.protocol import TOKEN_SUBPROTOCOL_PREFIX
 
 logger = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ def _subprotocols(conn: HTTPConnection) -> list[str]:
 def resolve_principal_sync(engine: Any, settings: Any, conn: HTTPConnection) -> Principal:
     """Resolve the principal of a request or socket upgrade (blocking: database reads)."""
     token = booth_token_from(conn)
-    with Session(engine) as session:
+    with Session(read_only(engine)) as session:
         if token is not None:
             booth = booth_by_token(session, token)
             if booth is None:

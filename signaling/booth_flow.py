@@ -68,7 +68,7 @@ async def attach(sb: Switchboard, conn: Connection) -> None:
         sb.booth_calls[booth_id] = open_call.id
     status = "in_call" if live else "idle"
     await sb.set_booth_presence(booth_id, status)
-    await sb.ledger.booth_seen(booth_id, online=True)
+    sb.ledger.note_booth_seen(booth_id, online=True)
     conn.send(push(
         "welcome", role="booth", node=sb.node_id, heartbeat_s=sb.config.limits.heartbeat_s,
         booth={"id": booth_id, "name": conn.principal.booth_name, "region": conn.principal.region,
@@ -89,7 +89,7 @@ async def detach(sb: Switchboard, conn: Connection) -> None:
         sb.booth_calls.pop(booth_id, None)
         return  # it reconnected on another node, which carries on
     await sb.bus.remove_presence("booth", str(booth_id))
-    await sb.ledger.booth_seen(booth_id, online=False)
+    sb.ledger.note_booth_seen(booth_id, online=False)
     call_id = sb.booth_calls.pop(booth_id, None)
     if call_id is not None:
         call = await sb.ledger.call(call_id)
@@ -186,7 +186,7 @@ async def call_cancel(sb: Switchboard, conn: Connection, msg: CallCancel) -> dic
 
 async def device_status(sb: Switchboard, conn: Connection, msg: DeviceStatus) -> dict[str, Any]:
     booth_id = _booth_id(conn)
-    await sb.ledger.booth_seen(booth_id, online=True, devices=dict(msg.devices))
+    await sb.ledger.booth_devices(booth_id, dict(msg.devices))
     await sb.to_wall(push("wall.devices", booth_id=booth_id, devices=dict(msg.devices)))
     return {}
 

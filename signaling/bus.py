@@ -319,6 +319,10 @@ class Bus(ABC):
     async def touch(self, kind: PresenceKind, id: str, ttl_s: float) -> bool:
         """Heartbeat: extend a live entry to now + ttl_s; False when it has already lapsed."""
 
+    async def touch_many(self, kind: PresenceKind, ids: list[str], ttl_s: float) -> list[bool]:
+        """`touch` for many entries at once (one round trip where the backend allows)."""
+        return [await self.touch(kind, i, ttl_s) for i in ids]
+
     @abstractmethod
     async def remove_presence(self, kind: PresenceKind, id: str) -> None:
         """Forget an entry at once (clean disconnect)."""
@@ -417,9 +421,11 @@ class Bus(ABC):
         can be offered (or every attempt lost a race: the caller routes again on the next event).
         """
         for attempt in range(1, self._route_attempts + 1):
+            clerks = [c for c in await self.list_clerks() if c.status == "available"]
+            if not clerks:
+                return None  # nobody to offer to: an idle tick never reads the queue
             queue = await self.list_queue()
             offered = {o.call_id for o in await self.list_offers()}
-            clerks = await self.list_clerks()
             pair = choose_pair((c for c in queue if c.call_id not in offered), clerks)
             if pair is None:
                 return None

@@ -333,6 +333,20 @@ class RedisBus(Bus):
         keys = [self._key(f"presence:{kind}:{id}"), self._key(f"presence_idx:{kind}")]
         return bool(await self._touch(keys=keys, args=[id, now, now + ttl, _ttl_ms(ttl)]))
 
+    async def touch_many(self, kind: PresenceKind, ids: list[str], ttl_s: float) -> list[bool]:
+        """All the heartbeats of a sweep in one pipelined round trip."""
+        if not ids:
+            return []
+        check_kind(kind)
+        ttl = check_ttl("ttl_s", ttl_s)
+        now = self.now()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for ident in ids:
+                keys = [self._key(f"presence:{kind}:{check_id('id', ident)}"), self._key(f"presence_idx:{kind}")]
+                await self._touch(keys=keys, args=[ident, now, now + ttl, _ttl_ms(ttl)], client=pipe)
+            results = await pipe.execute()
+        return [bool(r) for r in results]
+
     async def remove_presence(self, kind: PresenceKind, id: str) -> None:
         kind = check_kind(kind)
         check_id("id", id)

@@ -7,6 +7,7 @@ catalogue and region hours change rarely and are cached for a minute.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
 from records import calls as call_records
+from records.db import read_only
 from records.events import append_event
 from records.models import Appointment, Booth, CallSession, CallStatus, Region, ServiceItem, User, as_utc
 
@@ -26,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 CACHE_TTL_S = 60.0
+SEEN_BATCH_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,9 @@ class Ledger:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._read_engine = read_only(engine)
+        self._seen: list[tuple[int, bool, datetime]] = []
+        self._seen_flush: asyncio.Task[None] | None = None
         self._items: tuple[float, dict[str, ItemInfo]] = (0.0, {})
         self._booths: dict[int, tuple[float, BoothInfo]] = {}
 
@@ -74,11 +80,20 @@ class Ledger:
 
         return await run_in_threadpool(job)
 
+    async def read(self, work: Callable[[Session], T]) -> T:
+        """Run read-only `work(session)` off the event loop, without taking SQLite's write lock."""
+
+        def job() -> T:
+            with Session(self._read_engine, expire_on_commit=False) as session:
+                return work(session)
+
+        return await run_in_threadpool(job)
+
     # -- catalogue and places ----------------------------------------------------------
     async def item(self, code: str) -> ItemInfo | None:
         loaded_at, items = self._items
         if time.monotonic() - loaded_at > CACHE_TTL_S or code not in items:
-            rows = await self.run(lambda s: list(s.exec(select(ServiceItem).where(col(ServiceItem.active)))))
+            rows = await self.read(lambda s: list(s.exec(select(ServiceItem).where(col(ServiceItem.active)))))
             items = {r.code: ItemInfo(r.code, r.name_zh, r.name_en, r.skill, r.cross_region) for r in rows}
             self._items = (time.monotonic(), items)
         return items.get(code)
@@ -97,7 +112,7 @@ class Ledger:
                              region.name_zh if region else booth.region_code,
                              dict(region.service_hours) if region else {})
 
-        info = await self.run(load)
+        info = await self.read(load)
         if info is not None:
             self._booths[booth_id] = (time.monotonic(), info)
         return info
@@ -110,32 +125,66 @@ class Ledger:
             return ClerkInfo(user.id or 0, user.username, user.display_name,
                              frozenset(user.skills), frozenset(user.regions))
 
-        return await self.run(load)
+        return await self.read(load)
 
     async def clerks_with_skill(self, skill: str) -> list[ClerkInfo]:
         def load(session: Session) -> list[ClerkInfo]:
             return [ClerkInfo(u.id or 0, u.username, u.display_name, frozenset(u.skills), frozenset(u.regions))
                     for u in session.exec(select(User).where(col(User.active))) if skill in u.skills]
 
-        return await self.run(load)
+        return await self.read(load)
 
     # -- booths ------------------------------------------------------------------------
-    async def booth_seen(self, booth_id: int, *, online: bool, devices: dict[str, str] | None = None) -> None:
-        """Update last-seen (and device status); log online/offline and device changes as events."""
+    def note_booth_seen(self, booth_id: int, *, online: bool) -> None:
+        """Log a booth going online/offline in the next batch.
+
+        Connects and disconnects are the storm case (thousands of booths coming back at
+        once): batching turns two write transactions per booth into one per batch, and
+        attach no longer waits for the write before it says `welcome`.
+        """
+        self._seen.append((booth_id, online, datetime.now(timezone.utc)))
+        if self._seen_flush is None or self._seen_flush.done():
+            self._seen_flush = asyncio.get_running_loop().create_task(self._flush_seen_soon())
+
+    async def _flush_seen_soon(self) -> None:
+        await asyncio.sleep(SEEN_BATCH_S)  # the batching window
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Write the pending online/offline batch; a failed batch is kept for the next try."""
+        batch, self._seen = self._seen, []
+        if not batch:
+            return
+
+        def work(session: Session) -> None:
+            for booth_id, online, at in batch:
+                booth = session.get(Booth, booth_id)
+                if booth is None:
+                    continue
+                booth.last_seen_at = at
+                session.add(booth)
+                append_event(session, kind="booth.online" if online else "booth.offline",
+                             actor=f"booth:{booth_id}", booth_id=booth_id, data={}, ts=at)
+
+        try:
+            await self.run(work)
+        except Exception:  # noqa: BLE001 - the database may be away; keep the batch
+            logger.exception("could not write %d booth presence events; will retry", len(batch))
+            self._seen = batch + self._seen
+    async def booth_devices(self, booth_id: int, devices: dict[str, str]) -> None:
+        """Store what the booth reports of its devices; a change is an event."""
 
         def work(session: Session) -> None:
             booth = session.get(Booth, booth_id)
             if booth is None:
                 return
             booth.last_seen_at = datetime.now(timezone.utc)
-            if devices is not None and devices != booth.device_status:
-                booth.device_status = {**booth.device_status, **devices}
+            merged = {**booth.device_status, **devices}
+            if merged != booth.device_status:
+                booth.device_status = merged
                 append_event(session, kind="booth.devices", actor=f"booth:{booth_id}", booth_id=booth_id,
                              data={"devices": devices})
             session.add(booth)
-            if devices is None:
-                append_event(session, kind="booth.online" if online else "booth.offline",
-                             actor=f"booth:{booth_id}", booth_id=booth_id, data={})
 
         await self.run(work)
 
@@ -145,22 +194,22 @@ class Ledger:
                                                                   priority=priority))
 
     async def call(self, call_id: str) -> CallSession | None:
-        return await self.run(lambda s: s.get(CallSession, call_id))
+        return await self.read(lambda s: s.get(CallSession, call_id))
 
     async def open_call_of_booth(self, booth_id: int) -> CallSession | None:
         """The booth's call that is waiting or live, if any."""
         open_states = (CallStatus.QUEUED, CallStatus.OFFERED, CallStatus.ACTIVE)
-        return await self.run(lambda s: s.exec(
+        return await self.read(lambda s: s.exec(
             select(CallSession).where(CallSession.booth_id == booth_id, col(CallSession.status).in_(open_states))
             .order_by(col(CallSession.queued_at).desc())).first())
 
     async def queued_calls(self) -> list[CallSession]:
         waiting = (CallStatus.QUEUED, CallStatus.OFFERED)
-        return await self.run(lambda s: list(s.exec(
+        return await self.read(lambda s: list(s.exec(
             select(CallSession).where(col(CallSession.status).in_(waiting)))))
 
     async def active_calls(self) -> list[CallSession]:
-        return await self.run(lambda s: list(s.exec(
+        return await self.read(lambda s: list(s.exec(
             select(CallSession).where(CallSession.status == CallStatus.ACTIVE))))
 
     async def offered(self, call_id: str, clerk_id: int, extra: dict[str, Any]) -> None:
@@ -199,7 +248,7 @@ class Ledger:
                               .order_by(col(Event.seq).desc())).first()
             return str(ev.data.get("note", "")) if ev else None
 
-        return await self.run(load)
+        return await self.read(load)
 
     async def last_call_served_by(self, clerk_id: int) -> CallSession | None:
         """The clerk's most recently ended or transferred call: what a wrap-up note is about."""
@@ -213,7 +262,7 @@ class Ledger:
                 return None
             return session.get(CallSession, ev.session_id)
 
-        return await self.run(load)
+        return await self.read(load)
 
     async def has_declined(self, call_id: str, clerk_id: int) -> bool:
         from records.models import Event
@@ -222,7 +271,7 @@ class Ledger:
             rows = session.exec(select(Event).where(Event.session_id == call_id, Event.kind == "call.requeued"))
             return any(e.data.get("reason") == "declined" and e.data.get("clerk_id") == clerk_id for e in rows)
 
-        return await self.run(load)
+        return await self.read(load)
 
     async def recent_handle_times(self, limit: int = 50) -> list[float]:
         """Seconds from answer to end of the latest ended calls, for wait estimates."""
@@ -233,11 +282,11 @@ class Ledger:
             return [(as_utc(r.ended_at) - as_utc(r.answered_at)).total_seconds()
                     for r in rows if r.ended_at and r.answered_at]
 
-        return await self.run(load)
+        return await self.read(load)
 
     # -- appointments ------------------------------------------------------------------
     async def appointment(self, appointment_id: int) -> Appointment | None:
-        return await self.run(lambda s: s.get(Appointment, appointment_id))
+        return await self.read(lambda s: s.get(Appointment, appointment_id))
 
     async def book_appointment(self, *, booth_id: int, item_code: str, slot_start: datetime, slot_minutes: int,
                                clerk_id: int | None, contact: str) -> Appointment:

@@ -14,6 +14,7 @@ message with an example; `seat/static/js/protocol.js` is the browser client.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -431,10 +432,15 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
 
 
+@functools.cache
+def _schema(cls: type[Message]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Resolved annotations and fields of a message class, once per class (resolving costs ~0.5 ms)."""
+    return get_type_hints(cls), {f.name: f for f in fields(cls)}
+
+
 def _typed_fields(cls: type[Message], obj: dict[str, Any]) -> dict[str, Any]:
     """Check field names and JSON types against the dataclass annotations."""
-    hints = get_type_hints(cls)
-    known = {f.name: f for f in fields(cls)}
+    hints, known = _schema(cls)
     unknown = set(obj) - set(known)
     if unknown:
         raise ValueError(f"unknown field(s) {', '.join(sorted(unknown))[:80]}")

@@ -104,6 +104,7 @@ class Switchboard:
         logger.info("switchboard %s started", self.node_id)
 
     async def stop(self) -> None:
+        await self.ledger.flush()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -384,8 +385,9 @@ class Switchboard:
                 logger.info("%s: no heartbeat for %.0f s, closing", conn.key, conn.silent_for())
                 conn.close_soon(CLOSE_HEARTBEAT)
         ttl = self.presence_ttl()
-        for booth_id in list(self.booths):
-            if not await self.bus.touch("booth", str(booth_id), ttl):
+        booth_ids = list(self.booths)
+        for booth_id, alive in zip(booth_ids, await self.bus.touch_many("booth", [str(b) for b in booth_ids], ttl)):
+            if not alive:
                 await self.set_booth_presence(booth_id, "queued" if booth_id in self.booth_calls else "idle")
         for clerk_id, conn in list(self.clerks.items()):
             if not await self.bus.touch("clerk", str(clerk_id), ttl):
@@ -493,11 +495,15 @@ class Switchboard:
 
     async def relay_chat(self, call: CallSession, *, sender: str, actor: str, text: str) -> None:
         """Log a chat line in the call's events and hand it to the other party."""
-        await self.ledger.event("chat.message", actor=actor, session_id=call.id, booth_id=call.booth_id,
+        # Deliver while the line is written; the sender's ack still waits for both.
+        log = self.ledger.event("chat.message", actor=actor, session_id=call.id, booth_id=call.booth_id,
                                 data={"from": sender, "text": text})
         other = f"booth:{call.booth_id}" if sender == "clerk" else f"clerk:{call.clerk_id}"
         if sender == "clerk" or call.clerk_id is not None:
-            await self.deliver(other, push("chat.message", call_id=call.id, sender=sender, text=text))
+            await asyncio.gather(log, self.deliver(other, push("chat.message", call_id=call.id, sender=sender,
+                                                               text=text)))
+        else:
+            await log
 
     async def end_call(self, call: CallSession, *, reason: str, actor: str) -> None:
         """End a live call: record it, put the clerk into wrap-up, tell both ends and the wall."""

@@ -541,3 +541,15 @@ async def test_routing_lifecycle_under_concurrency(make_bus: MakeBus) -> None:
 
 
 __all__ = [name for name in dir() if name.startswith("test_")]
+
+
+async def test_touch_many_extends_live_entries_only(make_bus: MakeBus, clock: FakeClock) -> None:
+    """touch_many answers per id, in order: True for live entries (extended), False for lapsed or unknown."""
+    bus = await make_bus("node-a")
+    await bus.set_presence("booth", "t1", {"status": "idle"}, 30)
+    await bus.set_presence("booth", "t2", {"status": "idle"}, 30)
+    assert await bus.touch_many("booth", ["t1", "nobody", "t2"], 60) == [True, False, True]
+    assert await bus.touch_many("booth", [], 60) == []
+    assert set(await bus.list_presence("booth")) >= {"t1", "t2"}
+    clock.advance(45)  # past the first TTL, within the extended one
+    assert set(await bus.list_presence("booth")) == {"t1", "t2"}
