@@ -15,6 +15,7 @@ import { ApiError, BoothApi } from "./api.js";
 import { faceSvg, iconSvg } from "./icons.js";
 import { RATING_LEVELS, errorText, formatDay, formatLimit, formatWait, formatWhen, isEnglish, localParts, nameOf, tr } from "./i18n.js";
 import { search } from "./search.js";
+import { startKioskMedia, stopKioskMedia } from "./kiosk-media.js";
 
 /**
  * @typedef {{code: string, name_zh: string, name_en: string, mandatory: boolean, note_zh?: string|null, note_en?: string|null}} MaterialInfo
@@ -94,6 +95,7 @@ Object.defineProperty(window, "kiosk", { value: kiosk });
 /** Show one screen, move focus to its heading, speak its prompt when asked to. @param {Screen} screen */
 function show(screen) {
   kiosk.screen = screen;
+  if (screen !== "call") stopKioskMedia(); // cameras off whenever the call screen is left
   for (const section of document.querySelectorAll("main > .screen")) {
     /** @type {HTMLElement} */ (section).hidden = section.id !== `screen-${screen}`;
   }
@@ -492,6 +494,7 @@ function enterCall(clerk) {
   $("call-item").textContent = r.callItem ? nameOf(r.callItem) : "";
   $("peer-note").hidden = true;
   if (kiosk.screen !== "call") show("call");
+  startKioskMedia(kiosk.client, r.callId); // also after a resume: a new peer connection
 }
 
 /** @param {"clerk" | "booth"} sender @param {string} text */

@@ -10,6 +10,7 @@ import { ProtocolClient, CLOSE } from "./protocol.js";
 import {
   CASE_STATUS, END_REASON, EN, REASON, REVOKED, STATUS, clock, duration, errorText, itemName, label, tr, when,
 } from "./console-text.js";
+import { startConsoleMedia, stopConsoleMedia } from "./console-media.js";
 
 /** @typedef {import("./protocol.js").Message} Message */
 /** @typedef {{code: string, name_zh: string, name_en: string}} Item */
@@ -130,7 +131,10 @@ function setStatus(status, reason) {
     if (state.call) finishCall(state.call, "transferred");
     if (was !== "wrap_up") state.wrapSince = Date.now();
   }
-  if (status !== "in_call" && status !== "wrap_up" && state.call) state.call = null;
+  if (status !== "in_call" && status !== "wrap_up" && state.call) {
+    state.call = null;
+    stopConsoleMedia();
+  }
   render();
 }
 
@@ -141,6 +145,7 @@ function startCall(from, startedAt = Date.now()) {
   for (const line of store.get(`chat.${from.call_id}`, [])) appendChat(line.sender, line.text, false);
   $("peer-status").textContent = "";
   loadChecklist(from.item.code);
+  startConsoleMedia(client, from.call_id);
 }
 
 /** @param {Call} call @param {string} reason */
@@ -149,6 +154,7 @@ function finishCall(call, reason) {
   store.set("lastCall", state.lastCall);
   store.set(`chat.${call.call_id}`, null);
   state.call = null;
+  stopConsoleMedia();
 }
 
 /** A `welcome` (first or after a reconnect): the server's word on state and on a live call. @param {Message} welcome */
