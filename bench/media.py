@@ -23,15 +23,39 @@ aiortc peers connected directly in this process:
 - hub_latency_ms: median capture-to-decode latency of the booth's face at the
   clerk (burnt-in wall clock), vs the same over the bare pair.
 
+Always (also in ``--quick``):
+
+- hub_added_latency_ms: capture-to-decode latency (burnt-in wall clock) of a
+  640x480@15 VP8 camera through the hub minus the same over a direct aiortc
+  connection, vs the same difference through aiortc's MediaRelay + re-encode;
+  the extra ``stock_jitter_added_ms`` is the hub with aiortc's stock jitter
+  buffer (a frame is released only when the next one starts).
+
+With ``--load`` (and in ``--quick``): the load curve.  1, 2, 5, 10 (full mode
+also 15, 20) concurrent recorded calls through one hub process -- each a booth
+(face 640x480@15, document camera 1920x1080@3, audio) and a clerk (camera
+640x480@15, audio), every track recorded -- driven by replay clients that
+send a VP8 clip and Opus packets encoded once (a keyframe request restarts
+the clip at its keyframe), and take the forwarded frames without decoding
+(bit-exact, so each is matched to the frame sent by its hash).  One line per
+step: hub CPU (cpu-s/s), frames lost (%), forwarding latency, with the
+baseline aiortc MediaRelay + re-encode + MediaRecorder measured at 1 call and
+scaled per call; then ``max_recorded_calls`` (most calls with < 1 % lost).
+
+With ``--janus``: the same load through Debian's janus VideoRoom, when
+installed; otherwise one line saying janus is not installed (exit 0).
+
 Usage:
 
-    python bench/media.py [--quick] [--streams N] [--seconds S] [--call]
+    python bench/media.py [--quick] [--streams N] [--seconds S] [--call] [--load] [--janus]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import fractions
+import hashlib
 import json
 import logging
 import os
@@ -44,6 +68,7 @@ from pathlib import Path
 from typing import Any
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import sdp as aiortc_sdp
 from aiortc.contrib.media import MediaBlackhole, MediaRecorder, MediaRelay
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
@@ -52,10 +77,13 @@ sys.path.insert(0, str(ROOT))
 
 from media.hub import MediaHub  # noqa: E402
 from media.ice import LOOPBACK_ADDRESSES, advertise_host_addresses, rtc_configuration  # noqa: E402
+from bench._common import emit, figure, log, median, percentile  # noqa: E402
+from media import _aiortc_internals as internals  # noqa: E402
 from media.synthetic import CameraTrack  # noqa: E402
 
 logger = logging.getLogger("bench.media")
 MODES = ("passthrough", "relay", "record-copy", "record-mediarecorder")
+CHILD_MODES = MODES + ("passthrough-stock", "load-hub", "load-baseline")
 
 
 # -- the middle, in a child process --------------------------------------------------
@@ -103,8 +131,8 @@ class Baseline:
 
 
 class Passthrough:
-    def __init__(self, recording_dir: Path | None) -> None:
-        self.hub = MediaHub(host_addresses=LOOPBACK_ADDRESSES)
+    def __init__(self, recording_dir: Path | None, release_on_marker: bool = True) -> None:
+        self.hub = MediaHub(host_addresses=LOOPBACK_ADDRESSES, release_on_marker=release_on_marker)
         self.recording_dir = recording_dir
 
     async def offer(self, room: str, role: str, sdp: str) -> str:
@@ -118,10 +146,17 @@ class Passthrough:
 
 async def serve(mode: str) -> None:
     """Answer JSON-line requests on stdin: offer, cpu, quit."""
-    recording_dir = Path(tempfile.mkdtemp(prefix="bench-rec-")) if mode.startswith("record") else None
-    middle: Baseline | Passthrough = (
-        Passthrough(recording_dir) if mode in ("passthrough", "record-copy") else Baseline(recording_dir)
-    )
+    recording = mode.startswith("record") or mode.startswith("load")
+    recording_dir = Path(tempfile.mkdtemp(prefix="bench-rec-")) if recording else None
+    middle: Baseline | Passthrough | CallBaseline
+    if mode in ("passthrough", "record-copy", "load-hub"):
+        middle = Passthrough(recording_dir)
+    elif mode == "passthrough-stock":
+        middle = Passthrough(recording_dir, release_on_marker=False)
+    elif mode == "load-baseline":
+        middle = CallBaseline(recording_dir)
+    else:
+        middle = Baseline(recording_dir)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -149,6 +184,10 @@ class Middle:
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
         self.lock = asyncio.Lock()
+
+    @property
+    def pid(self) -> int:
+        return int(self.process.pid)
 
     @classmethod
     async def start(cls, mode: str) -> Middle:
@@ -400,10 +439,432 @@ async def call_figures(seconds: float) -> None:
     print(line("hub_latency_ms", hub_latency, bare_latency, "ms", **common), flush=True)
 
 
+# -- hub added latency ------------------------------------------------------------------
+
+
+async def _latency_sink(track: MediaStreamTrack, latencies: list[float]) -> None:
+    from media.synthetic import read_burnt_in
+
+    try:
+        while True:
+            frame = await track.recv()
+            try:
+                _counter, clock_ms = read_burnt_in(frame)
+            except ValueError:
+                continue
+            latencies.append(time.time() * 1000.0 - clock_ms)
+    except MediaStreamError:
+        return
+
+
+async def _window_median(latencies: list[float], warmup: float, seconds: float) -> float:
+    await asyncio.sleep(warmup)
+    skip = len(latencies)
+    await asyncio.sleep(seconds)
+    window = latencies[skip:]
+    if not window:
+        raise RuntimeError("no frame decoded in the latency window")
+    return statistics.median(window)
+
+
+async def direct_latency(warmup: float, seconds: float) -> float:
+    """Median capture-to-decode ms of a camera sent straight from one aiortc peer to another."""
+    from media.synthetic import PreEncodedVideoTrack
+
+    a, b = RTCPeerConnection(rtc_configuration()), RTCPeerConnection(rtc_configuration())
+    latencies: list[float] = []
+    task: asyncio.Task[None] | None = None
+    try:
+        track = PreEncodedVideoTrack(CameraTrack(), bitrate=500_000)
+        track.bind_sender(a.addTransceiver(track, direction="sendonly").sender)
+        b.addTransceiver("video", direction="recvonly")
+        await a.setLocalDescription(await a.createOffer())
+        await b.setRemoteDescription(a.localDescription)
+        advertise_host_addresses(b, LOOPBACK_ADDRESSES)
+        await b.setLocalDescription(await b.createAnswer())
+        await a.setRemoteDescription(b.localDescription)
+        task = asyncio.ensure_future(_latency_sink(b.getTransceivers()[0].receiver.track, latencies))
+        return await _window_median(latencies, warmup, seconds)
+    finally:
+        if task is not None:
+            task.cancel()
+        await a.close()
+        await b.close()
+
+
+async def middle_latency(mode: str, warmup: float, seconds: float) -> float:
+    """The same through a middle process (hub or aiortc relay): publisher -> middle -> subscriber."""
+    from media.synthetic import PreEncodedVideoTrack
+
+    middle = await Middle.start(mode)
+    publisher, subscriber = RTCPeerConnection(rtc_configuration()), RTCPeerConnection(rtc_configuration())
+    latencies: list[float] = []
+    task: asyncio.Task[None] | None = None
+    try:
+        track = PreEncodedVideoTrack(CameraTrack(), bitrate=500_000)
+        track.bind_sender(publisher.addTransceiver(track, direction="sendonly").sender)
+        await connect(middle, "lat", "booth", publisher)
+        transceiver = subscriber.addTransceiver("video", direction="recvonly")
+        await connect(middle, "lat", "clerk", subscriber)
+        task = asyncio.ensure_future(_latency_sink(transceiver.receiver.track, latencies))
+        return await _window_median(latencies, warmup, seconds)
+    finally:
+        if task is not None:
+            task.cancel()
+        await publisher.close()
+        await subscriber.close()
+        await middle.stop()
+
+
+async def latency_figures(seconds: float) -> None:
+    warmup = 3.0
+    log(f"latency: direct, hub, hub with aiortc's stock jitter buffer, MediaRelay ({seconds:.0f} s each)")
+    direct = await direct_latency(warmup, seconds)
+    hub = await middle_latency("passthrough", warmup, seconds)
+    stock = await middle_latency("passthrough-stock", warmup, seconds)
+    relay = await middle_latency("relay", warmup, seconds)
+    added, relay_added = hub - direct, relay - direct
+    emit(figure(
+        "hub_added_latency_ms", added, relay_added, "ms", baseline_is="aiortc MediaRelay + re-encode, added",
+        direct_ms=direct, hub_ms=hub, relay_ms=relay, stock_jitter_added_ms=stock - direct,
+        target_ms=15, met=added <= 15, seconds=seconds, video="640x480@15 VP8",
+    ))
+
+
+# -- load curve: recorded calls driven by pre-encoded replay clients ------------------------
+
+
+FACE_FPS, DOC_FPS, CLIP_S = 15, 3, 3
+
+
+def encode_clip(kind: str, fps: int, seconds: int, bitrate: int) -> list[bytes]:
+    """A VP8 clip encoded once: frame 0 a keyframe, the rest deltas (libvpx real-time)."""
+    import fractions
+
+    import av
+
+    from media.synthetic import SampleForm, TestPattern, frame_from_luma
+
+    picture: TestPattern | SampleForm = TestPattern(640, 480) if kind == "face" else SampleForm(1920, 1080)
+    codec: Any = av.CodecContext.create("libvpx", "w")
+    codec.width, codec.height = picture.width, picture.height
+    codec.pix_fmt = "yuv420p"
+    codec.bit_rate = bitrate
+    codec.time_base = fractions.Fraction(1, fps)
+    codec.gop_size = 1 << 30
+    codec.thread_count = 2
+    codec.options = {"deadline": "realtime", "cpu-used": "-6", "lag-in-frames": "0", "partitions": "0"}
+    out: list[bytes] = []
+    for index in range(fps * seconds):
+        frame = frame_from_luma(picture.render(index, index))
+        frame.pts = index
+        frame.pict_type = av.video.frame.PictureType.I if index == 0 else av.video.frame.PictureType.NONE
+        out.append(b"".join(bytes(p) for p in codec.encode(frame)))
+    return out
+
+
+def encode_opus_clip(seconds: int) -> list[bytes]:
+    import array
+    import fractions
+    import math
+
+    import av
+
+    encoder: Any = av.CodecContext.create("libopus", "w")
+    encoder.sample_rate, encoder.layout, encoder.format = 48000, "mono", "s16"
+    encoder.time_base = fractions.Fraction(1, 48000)
+    tone = array.array("h", (int(6000 * math.sin(2 * math.pi * 440 * i / 48000)) for i in range(48000)))
+    out: list[bytes] = []
+    for index in range(50 * seconds):
+        frame = av.AudioFrame(format="s16", layout="mono", samples=960)
+        start = (index * 960) % 48000
+        frame.planes[0].update(tone[start:start + 960].tobytes())
+        frame.sample_rate, frame.pts, frame.time_base = 48000, index * 960, fractions.Fraction(1, 48000)
+        out.extend(bytes(p) for p in encoder.encode(frame))
+    return out
+
+
+class ReplayTrack(MediaStreamTrack):
+    """Sends a pre-encoded clip in a loop at its rate; costs only packetisation.
+
+    A keyframe request (bind it with `bind_sender`) restarts the clip at its keyframe.
+    Remembers when each clip index was last sent, and every send, for matching.
+    """
+
+    def __init__(self, kind: str, clip: list[bytes], rate: float, clock_rate: int) -> None:
+        super().__init__()
+        self.kind = kind
+        self.clip = clip
+        self.rate = rate
+        self.step = round(clock_rate / rate)
+        self.time_base = fractions.Fraction(1, clock_rate)
+        self.count = 0
+        self.index = 0
+        self.last_sent: dict[int, float] = {}
+        self.sends: list[float] = []
+        self._start: float | None = None
+
+    def bind_sender(self, sender: Any) -> None:
+        internals.intercept_keyframe_requests(sender, self.request_keyframe)
+
+    def request_keyframe(self) -> None:
+        self.index = 0
+
+    async def recv(self) -> Any:
+        import av
+
+        if self.readyState != "live":
+            raise MediaStreamError
+        now = time.monotonic()
+        if self._start is None:
+            self._start = now
+        wait = self._start + self.count / self.rate - now
+        if wait > 0:
+            await asyncio.sleep(wait)
+        data = self.clip[self.index]
+        packet = av.Packet(data)
+        packet.pts = packet.dts = self.count * self.step
+        packet.time_base = self.time_base
+        sent = time.time()
+        if self.kind == "video":
+            self.last_sent[self.index] = sent
+            self.sends.append(sent)
+        self.count += 1
+        self.index = (self.index + 1) % len(self.clip)
+        return packet
+
+
+class Clips:
+    def __init__(self) -> None:
+        log("load: encoding the replay clips once")
+        self.video = {"face": encode_clip("face", FACE_FPS, CLIP_S, 500_000),
+                      "doc": encode_clip("doc", DOC_FPS, CLIP_S, 800_000)}
+        self.audio = encode_opus_clip(CLIP_S)
+        self.index: dict[str, tuple[str, int]] = {}
+        for name, clip in self.video.items():
+            for i, data in enumerate(clip):
+                self.index.setdefault(hashlib.sha1(data).hexdigest(), (name, i))
+
+
+class ReplayClient:
+    """A booth or clerk that replays clips and takes forwarded frames without decoding."""
+
+    def __init__(self, clips: Clips, publish: list[str], receive: list[str]) -> None:
+        self.clips = clips
+        self.pc = RTCPeerConnection(rtc_configuration())
+        self.tracks: dict[str, ReplayTrack] = {}
+        for name in publish:
+            if name == "audio":
+                track = ReplayTrack("audio", clips.audio, 50, 48000)
+            else:
+                track = ReplayTrack("video", clips.video[name], FACE_FPS if name == "face" else DOC_FPS, 90000)
+            transceiver = self.pc.addTransceiver(track, direction="sendonly")
+            if track.kind == "video":
+                track.bind_sender(transceiver.sender)
+            self.tracks[name] = track
+        # (clip name, send time of the matched frame, latency s) of every video frame received
+        self.received: list[tuple[str, float, float]] = []
+        self.unmatched: list[float] = []  # receive times of frames not sent bit-exact (a transcoding middle)
+        for kind in receive:
+            receiver = self.pc.addTransceiver(kind, direction="recvonly").receiver
+            internals.release_complete_frames(receiver)
+            if kind == "video":
+                internals.hook_decoder_queue(receiver, self._on_video, lambda: None)
+            else:
+                internals.hook_decoder_queue(receiver, lambda *a: None, lambda: None)
+        self.peer: ReplayClient | None = None  # the other end of the call (whose tracks we receive)
+
+    def _on_video(self, codec: Any, data: bytes, timestamp: int) -> None:
+        now = time.time()
+        found = self.clips.index.get(hashlib.sha1(data).hexdigest())
+        if found is None or self.peer is None or found[0] not in self.peer.tracks:
+            self.unmatched.append(now)
+            return
+        name, index = found
+        sent = self.peer.tracks[name].last_sent.get(index)
+        if sent is None:
+            self.unmatched.append(now)
+            return
+        self.received.append((name, sent, now - sent))
+
+
+async def run_load_step(mode: str, clips: Clips, calls: int, warmup: float, seconds: float) -> dict[str, float]:
+    """Hub CPU, video frames lost and forwarding latency for ``calls`` concurrent recorded calls."""
+    middle = await Middle.start(mode)
+    clients: list[ReplayClient] = []
+    try:
+        for i in range(calls):
+            booth = ReplayClient(clips, ["face", "doc", "audio"], ["video", "audio"])
+            clerk = ReplayClient(clips, ["face", "audio"], ["video", "video", "audio"])
+            booth.peer, clerk.peer = clerk, booth
+            clients += [booth, clerk]
+            await connect(middle, f"call{i}", "booth", booth.pc)
+            await connect(middle, f"call{i}", "clerk", clerk.pc)
+        await asyncio.sleep(warmup)
+        start_wall = time.time()
+        before = await middle.call(op="cpu")
+        own_before = resource.getrusage(resource.RUSAGE_SELF)
+        await asyncio.sleep(seconds)
+        after = await middle.call(op="cpu")
+        own_after = resource.getrusage(resource.RUSAGE_SELF)
+        end_wall = time.time()
+        await asyncio.sleep(1.0)  # frames in flight at the window's end still count
+        sent = received = counted = 0
+        latencies: list[float] = []
+        for client in clients:
+            assert client.peer is not None
+            for name, track in client.peer.tracks.items():
+                if track.kind == "video":
+                    sent += sum(1 for t in track.sends if start_wall <= t < end_wall)
+            window = [r for r in client.received if start_wall <= r[1] < end_wall]
+            received += len({(name, t) for name, t, _lat in window})
+            counted += sum(1 for t in client.unmatched if start_wall <= t < end_wall)
+            latencies += [lat * 1000.0 for _n, _t, lat in window]
+        wall = after["wall"] - before["wall"]
+        own = (own_after.ru_utime + own_after.ru_stime - own_before.ru_utime - own_before.ru_stime) / wall
+        return {
+            "cpu": (after["cpu"] - before["cpu"]) / wall,
+            "lost_pct": 100.0 * (1 - received / sent) if sent else 100.0,
+            "latency_p50": median(latencies), "latency_p95": percentile(latencies, 95),
+            "sent": sent, "received": received, "load_cpu": own,
+            # a transcoding middle changes every frame: loss by count only (approximate)
+            "lost_pct_by_count": 100.0 * (1 - (received + counted) / sent) if sent else 100.0,
+        }
+    finally:
+        for client in clients:
+            await client.pc.close()
+        await middle.stop()
+
+
+async def load_figures(quick: bool) -> None:
+    steps = (1, 2, 5, 10) if quick else (1, 2, 5, 10, 15, 20)
+    warmup, seconds = (3.0, 5.0) if quick else (5.0, 15.0)
+    clips = Clips()
+    log(f"load: baseline (aiortc MediaRelay + re-encode + MediaRecorder), 1 call, {seconds:.0f} s")
+    base = await run_load_step("load-baseline", clips, 1, warmup, seconds)
+    best = 0
+    failed: list[int] = []
+    for calls in steps:
+        log(f"load: {calls} recorded call(s) through the hub, {seconds:.0f} s")
+        r = await run_load_step("load-hub", clips, calls, warmup, seconds)
+        ok = r["lost_pct"] < 1.0
+        if ok and best == (steps[steps.index(calls) - 1] if calls != steps[0] else 0):
+            best = calls  # every step up to here held: the curve, not a lucky point
+        if not ok:
+            failed.append(calls)
+        emit(figure(
+            "load_hub_cpu", r["cpu"], base["cpu"] * calls, "cpu_s_per_s", calls=calls,
+            baseline_is="aiortc MediaRelay+re-encode+MediaRecorder at 1 call (measured), x calls",
+            frames_lost_pct=r["lost_pct"], frames_sent=r["sent"], frames_received=r["received"],
+            latency_ms_p50=r["latency_p50"], latency_ms_p95=r["latency_p95"],
+            load_generator_cpu=r["load_cpu"], met=ok, seconds=seconds,
+            tracks_per_call="booth face 640x480@15 + doc 1920x1080@3 + audio, clerk 640x480@15 + audio, all recorded",
+        ))
+    emit(figure("max_recorded_calls", float(best), 1.0, "calls", target=10, met=best >= 10, steps=list(steps),
+                failed_steps=failed,
+                baseline_is="1 call (the aiortc baseline's measured step)",
+                baseline_cpu_1call=base["cpu"], baseline_frames_lost_pct_by_count=base["lost_pct_by_count"]))
+
+
+# -- janus VideoRoom --------------------------------------------------------------------
+
+
+def janus_figures() -> None:
+    import shutil
+
+    binary = shutil.which("janus") or ("/usr/bin/janus" if Path("/usr/bin/janus").exists() else None)
+    if binary is None:
+        print("janus not installed (Debian package 'janus'); skipping the VideoRoom comparison", flush=True)
+        return
+    print(f"janus found at {binary}, but the VideoRoom load driver is not written yet; skipping", flush=True)
+
+
+# -- the aiortc baseline for whole calls ------------------------------------------------
+
+
+class LateTrack(MediaStreamTrack):
+    """A track whose source arrives later (the other participant's relayed track)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self.source: asyncio.Future[MediaStreamTrack] = asyncio.get_running_loop().create_future()
+        self.matched: MediaStreamTrack | None = None
+
+    async def recv(self) -> Any:
+        return await (await self.source).recv()
+
+
+class CallBaseline:
+    """aiortc's own way for whole calls: decode every track, record it with MediaRecorder,
+    relay it (MediaRelay) to the other participant's sender, which re-encodes it."""
+
+    def __init__(self, recording_dir: Path | None) -> None:
+        self.relay = MediaRelay()
+        self.recording_dir = recording_dir
+        self.peers: list[RTCPeerConnection] = []
+        self.sinks: list[MediaRecorder] = []
+        # room -> participant -> list of (kind, late track) waiting for the other side's tracks
+        self.slots: dict[str, dict[str, list[LateTrack]]] = {}
+        self.published: dict[str, dict[str, list[MediaStreamTrack]]] = {}
+
+    async def offer(self, room: str, role: str, sdp: str) -> str:
+        pc = RTCPeerConnection(rtc_configuration())
+        self.peers.append(pc)
+        published = self.published.setdefault(room, {}).setdefault(role, [])
+        slots = self.slots.setdefault(room, {}).setdefault(role, [])
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            published.append(track)
+            assert self.recording_dir is not None
+            recorder = MediaRecorder(str(self.recording_dir / f"{room}-{role}-{len(published)}.webm"))
+            recorder.addTrack(self.relay.subscribe(track, buffered=False))
+            self.sinks.append(recorder)
+            asyncio.ensure_future(recorder.start())
+            self._fill(room)
+
+        await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
+        for m in aiortc_sdp.SessionDescription.parse(sdp).media:
+            if m.direction == "recvonly":
+                late = LateTrack(m.kind)
+                slots.append(late)
+                pc.addTrack(late)
+        advertise_host_addresses(pc, LOOPBACK_ADDRESSES)
+        await pc.setLocalDescription(await pc.createAnswer())
+        self._fill(room)
+        return str(pc.localDescription.sdp)
+
+    def _fill(self, room: str) -> None:
+        for role, slots in self.slots.get(room, {}).items():
+            others = [t for other, tracks in self.published.get(room, {}).items() if other != role for t in tracks]
+            for late in slots:
+                if late.source.done():
+                    continue
+                used = {id(s.matched) for s in slots if s.matched is not None}
+                match = next((t for t in others if t.kind == late.kind and id(t) not in used), None)
+                if match is not None:
+                    late.matched = match
+                    late.source.set_result(self.relay.subscribe(match, buffered=False))
+
+    async def close(self) -> None:
+        for sink in self.sinks:
+            await sink.stop()
+        for pc in self.peers:
+            await pc.close()
+
+
 async def main(args: argparse.Namespace) -> None:
+    if args.janus:
+        janus_figures()
+        return
     if args.call:
         await call_figures(args.seconds or (5.0 if args.quick else 20.0))
         return
+    if args.load:
+        await load_figures(args.quick)
+        return
+    await latency_figures(args.seconds or (6.0 if args.quick else 15.0))
     warmup = 3.0 if args.quick else 10.0
     seconds = args.seconds or (5.0 if args.quick else 20.0)
     results = {mode: await measure(mode, args.streams, warmup, seconds) for mode in MODES}
@@ -417,6 +878,8 @@ async def main(args: argparse.Namespace) -> None:
         "recording_cpu_per_stream", results["record-copy"]["cpu_per_stream"],
         results["record-mediarecorder"]["cpu_per_stream"], "cpu_s_per_s", **common,
     ), flush=True)
+    if args.quick:
+        await load_figures(quick=True)
 
 
 if __name__ == "__main__":
@@ -425,7 +888,9 @@ if __name__ == "__main__":
     parser.add_argument("--streams", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=0.0, help="measurement window")
     parser.add_argument("--call", action="store_true", help="call set-up time and hub latency through a real server")
-    parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
+    parser.add_argument("--load", action="store_true", help="the load curve of recorded calls only")
+    parser.add_argument("--janus", action="store_true", help="the load through janus VideoRoom (if installed)")
+    parser.add_argument("--child", choices=CHILD_MODES, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if arguments.child:

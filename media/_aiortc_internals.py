@@ -25,6 +25,22 @@ Internals used (aiortc 1.16.0, aioice 0.13.0):
   releases frame k only when the first packet of frame k+max(1, prefetch)
   arrives (video: prefetch 0, the next frame; audio: 4 frames later), so the
   release time of frame k-lag is when frame k's first packet arrived.
+- ``RTCRtpReceiver._RTCRtpReceiver__jitter_buffer`` is *replaced* (before
+  the first packet) by a `CompleteFrameJitterBuffer`: a subclass of aiortc's
+  ``JitterBuffer`` that also hands a frame over as soon as it is complete --
+  contiguous packets from the buffer's origin through the one with the RTP
+  marker bit (video), or the origin packet itself (audio: one packet, one
+  frame).  It relies on ``JitterBuffer._origin`` / ``_packets`` /
+  ``_capacity`` / ``remove()``, on ``add()`` returning ``(pli_flag, frame)``
+  and on ``_handle_rtp_packet`` calling ``self.__jitter_buffer.add(packet)``
+  with ``packet._data`` (the depayloaded bytes) set.
+- ``RTCRtpReceiver._send_rtcp(packet)`` / ``_RTCRtpReceiver__rtcp_ssrc``:
+  shadowed per instance to cap the receiver's own REMB with what the
+  subscribers report, and used to send a relayed REMB upstream.
+- ``RTCRtpSender._handle_rtcp_packet(packet)``: shadowed per instance to see
+  the REMB a subscriber sends (routed to the sender by the SSRCs in its FCI),
+  then handed on unchanged.  ``_RTCRtpSender__encoder.target_bitrate`` is read
+  by tests and diagnostics only.
 - ``RTCRtpSender._send_keyframe()``: called on an incoming PLI/FIR.  For a track
   that yields ``av.Packet`` the sender ignores it, so it is shadowed per
   instance to forward the request to the publisher.
@@ -48,8 +64,10 @@ from typing import Any, Protocol
 
 from aioice import Connection, TransportPolicy
 from aiortc import RTCIceGatherer, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unpack_remb_fci
 
 from media.errors import PassthroughUnsupported
 
@@ -64,6 +82,11 @@ RECEIVER_RTX_SSRC = "_RTCRtpReceiver__rtx_ssrc"
 RECEIVER_SEND_PLI = "_send_rtcp_pli"
 RECEIVER_JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
 JITTER_BUFFER_PREFETCH = "_prefetch"
+JITTER_BUFFER_STATE = ("_origin", "_packets", "_capacity", "_is_video")
+RECEIVER_SEND_RTCP = "_send_rtcp"
+RECEIVER_RTCP_SSRC = "_RTCRtpReceiver__rtcp_ssrc"
+SENDER_HANDLE_RTCP = "_handle_rtcp_packet"
+SENDER_ENCODER = "_RTCRtpSender__encoder"
 SENDER_SEND_KEYFRAME = "_send_keyframe"
 TRANSCEIVER_CODECS = "_codecs"
 GATHERER_CONNECTION = "_connection"
@@ -186,12 +209,188 @@ def media_ssrcs(receiver: RTCRtpReceiver) -> list[int]:
 def release_lag_frames(receiver: RTCRtpReceiver) -> int:
     """How many frames later than its first packet the receiver releases a frame.
 
-    A frame is complete only when a packet of a later frame shows up, and the
-    audio buffer also prefetches: so frame k is handed over when the first
-    packet of frame k + lag arrives (lag 1 for video, 4 for audio in 1.16).
+    With aiortc's own buffer a frame is complete only when a packet of a later
+    frame shows up, and the audio buffer also prefetches: so frame k is handed
+    over when the first packet of frame k + lag arrives (lag 1 for video, 4
+    for audio in 1.16).  With `release_complete_frames` applied: 0, a frame
+    leaves with its own last packet.
     """
     jitter_buffer = _require(receiver, RECEIVER_JITTER_BUFFER)
+    if isinstance(jitter_buffer, CompleteFrameJitterBuffer):
+        return 0
     return max(1, int(_require(jitter_buffer, JITTER_BUFFER_PREFETCH)))
+
+
+class CompleteFrameJitterBuffer(JitterBuffer):
+    """aiortc's jitter buffer, releasing a frame the moment it is complete.
+
+    aiortc's `JitterBuffer.add` hands frame k over only when the first packet
+    of a later frame arrives (and audio prefetches 4 more), which costs a
+    whole frame interval per hop (66 ms at 15 fps).  A forwarding hub needs
+    no playout buffer -- the far end has its own -- so this one also checks,
+    after aiortc's logic, whether the frame at the buffer's origin is already
+    whole: every packet from the origin through the one carrying the RTP
+    marker bit (the last packet of a video frame, RFC 7741 / RFC 6184), with
+    one timestamp and no hole; for audio the origin packet alone (one Opus or
+    G.711 packet is one frame).  Loss handling is aiortc's: a hole before the
+    marker holds the frame until a retransmission fills it or the buffer
+    overflows.
+
+    The scan runs only when a marker packet is buffered, so the common case
+    (the marker arrives last, in order) costs one pass over one frame.
+    """
+
+    def __init__(self, capacity: int, prefetch: int = 0, is_video: bool = False) -> None:
+        super().__init__(capacity=capacity, prefetch=prefetch, is_video=is_video)
+        self._markers = 0  # marker packets buffered and not yet released
+        self.released_on_marker = 0
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        complete = packet.marker or not self._is_video
+        if complete:
+            self._markers += 1
+        pli_flag, frame = super().add(packet)
+        if frame is None and self._markers:
+            frame = self._complete_frame()
+            if frame is not None:
+                self.released_on_marker += 1
+        return pli_flag, frame
+
+    def _complete_frame(self) -> JitterFrame | None:
+        origin = self._origin
+        if origin is None:
+            return None
+        packets: list[RtpPacket] = []
+        timestamp: int | None = None
+        for count in range(self._capacity):
+            packet = self._packets[(origin + count) % self._capacity]
+            if packet is None:
+                return None
+            if timestamp is None:
+                timestamp = packet.timestamp
+            elif packet.timestamp != timestamp:
+                return None  # a frame without a marker: aiortc's own logic releases it
+            packets.append(packet)
+            if packet.marker or not self._is_video:
+                self.remove(count + 1)  # recounts the buffered markers
+                return JitterFrame(data=b"".join(p._data for p in packets), timestamp=timestamp)  # type: ignore[attr-defined]
+        return None
+
+    def remove(self, count: int) -> None:
+        # aiortc's own release / overflow paths drop packets too: keep the
+        # marker count an upper bound by recounting when they drop markers
+        super().remove(count)
+        if self._markers:
+            self._markers = sum(
+                1 for p in self._packets if p is not None and (p.marker or not self._is_video)
+            )
+
+
+def release_complete_frames(receiver: RTCRtpReceiver) -> CompleteFrameJitterBuffer:
+    """Make ``receiver`` hand each frame over when its last packet arrives.
+
+    Replaces the receiver's jitter buffer with a `CompleteFrameJitterBuffer`
+    of the same capacity, prefetch and kind; must run before the first packet
+    (the hub does it on the transceiver it pre-creates).
+    """
+    current = _require(receiver, RECEIVER_JITTER_BUFFER)
+    for name in JITTER_BUFFER_STATE + (JITTER_BUFFER_PREFETCH,):
+        _require(current, name)
+    if isinstance(current, CompleteFrameJitterBuffer):
+        return current
+    if current._origin is not None:
+        raise PassthroughUnsupported(message="receiver already buffered packets: replace its jitter buffer earlier")
+    replacement = CompleteFrameJitterBuffer(
+        capacity=current.capacity, prefetch=current._prefetch, is_video=current._is_video
+    )
+    setattr(receiver, RECEIVER_JITTER_BUFFER, replacement)
+    return replacement
+
+
+# -- bandwidth feedback (REMB) ---------------------------------------------------------
+
+
+def is_remb(packet: object) -> bool:
+    return isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP
+
+
+def intercept_remb(sender: RTCRtpSender, callback: Callable[[int], None]) -> None:
+    """Call ``callback(bitrate)`` for every REMB the far end sends about ``sender``'s stream.
+
+    The packet still reaches aiortc's own handler afterwards (for a forwarded
+    track it only sets the unused packetiser's target bit-rate).
+    """
+    original = _require(sender, SENDER_HANDLE_RTCP)
+
+    async def handle_rtcp_packet(packet: Any) -> None:
+        if is_remb(packet):
+            try:
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+            except ValueError:
+                bitrate, ssrcs = 0, []
+            if sender._ssrc in ssrcs and bitrate > 0:
+                try:
+                    callback(bitrate)
+                except Exception:
+                    logger.exception("REMB callback failed")
+        await original(packet)
+
+    setattr(sender, SENDER_HANDLE_RTCP, handle_rtcp_packet)
+
+
+class RembRelay:
+    """The REMB a hub receiver sends its publisher, capped by its subscribers.
+
+    aiortc's receiver sends its own REMB (its estimate of the publisher -> hub
+    leg, about once a second).  Wrapping its ``_send_rtcp``, that estimate is
+    lowered to ``cap()`` -- the lowest estimate the subscribers' legs reported
+    -- and `send` pushes a REMB at once when a subscriber's estimate drops, so
+    the publisher's encoder follows the slowest receiver.
+    """
+
+    def __init__(self, receiver: RTCRtpReceiver, cap: Callable[[], int | None]) -> None:
+        self._receiver = receiver
+        self._cap = cap
+        self._send_rtcp = _require(receiver, RECEIVER_SEND_RTCP)
+        _require(receiver, RECEIVER_RTCP_SSRC)
+        self.own_estimate: int | None = None
+        self.last_sent: int | None = None
+        setattr(receiver, RECEIVER_SEND_RTCP, self._capped_send)
+
+    async def _capped_send(self, packet: Any) -> None:
+        if is_remb(packet):
+            try:
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+            except ValueError:
+                await self._send_rtcp(packet)
+                return
+            self.own_estimate = bitrate
+            cap = self._cap()
+            if cap is not None and cap < bitrate:
+                packet = RtcpPsfbPacket(
+                    fmt=RTCP_PSFB_APP, ssrc=packet.ssrc, media_ssrc=0, fci=pack_remb_fci(cap, ssrcs)
+                )
+                bitrate = cap
+            self.last_sent = bitrate
+        await self._send_rtcp(packet)
+
+    async def send(self, bitrate: int, media_ssrcs: list[int]) -> None:
+        """Send a REMB of ``min(bitrate, own estimate)`` for ``media_ssrcs`` now."""
+        rtcp_ssrc = getattr(self._receiver, RECEIVER_RTCP_SSRC)
+        if rtcp_ssrc is None or not media_ssrcs:
+            return
+        if self.own_estimate is not None:
+            bitrate = min(bitrate, self.own_estimate)
+        self.last_sent = bitrate
+        await self._send_rtcp(
+            RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(bitrate, media_ssrcs))
+        )
+
+
+def sender_target_bitrate(sender: RTCRtpSender) -> int | None:
+    """The bit-rate aiortc's encoder behind ``sender`` aims at (None before it exists)."""
+    encoder = _require(sender, SENDER_ENCODER)
+    return getattr(encoder, "target_bitrate", None) if encoder is not None else None
 
 
 async def send_pli(receiver: RTCRtpReceiver, media_ssrc: int) -> None:

@@ -20,6 +20,11 @@ The sender just sends nothing while its slot is empty.  `slots()` (and the
 `on_slots_changed` callback) tell the signaling layer which publication each
 slot carries, by the publisher's track id (its msid).
 
+Latency and bandwidth: a publication's receiver hands each frame over as soon
+as its last packet is in (``release_on_marker``, on by default; off gives
+aiortc's stock one-frame delay, for comparison), and the REMB a subscriber
+sends is relayed, lowest first, to the publisher (see `media.passthrough`).
+
 Codecs: the hub prefers VP8, allows H.264 for video and Opus (then G.711) for
 audio.  When a publication's codec differs from a slot's, the slot decodes and
 aiortc re-encodes (the fallback), reported through `on_fallback_transcode`.
@@ -181,7 +186,9 @@ class MediaHub:
         ice_servers: Sequence[RTCIceServer] = (),
         host_addresses: Sequence[str] | None = None,
         pli_min_interval: float = DEFAULT_PLI_MIN_INTERVAL,
+        release_on_marker: bool = True,
     ) -> None:
+        self._release_on_marker = release_on_marker
         self._ice_servers = list(ice_servers)
         self._host_addresses = choose_host_addresses(host_addresses)
         if not self._host_addresses:
@@ -334,6 +341,8 @@ class MediaHub:
                     "keyframes": p.source.stats.keyframes,
                     "keyframe_requests": p.source.stats.keyframe_requests,
                     "plis_sent": p.source.stats.plis_sent,
+                    "rembs_relayed": p.source.stats.rembs_relayed,
+                    "bandwidth_cap": p.source.bandwidth_cap(),
                 }
                 for p in room.publications()
             ],
@@ -375,6 +384,7 @@ class MediaHub:
                     m.kind,
                     track_id=description.webrtc_track_id(m) or mid,
                     pli_min_interval=self._pli_min_interval,
+                    release_on_marker=self._release_on_marker,
                 )
                 participant.publications.append(
                     Publication(participant.id, m.kind, "", source.track_id, mid, source)

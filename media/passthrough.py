@@ -13,6 +13,17 @@ subscribe and whenever a subscriber's own receiver reports picture loss --
 throttled to one PLI per `pli_min_interval` per source, with a trailing PLI so
 a request inside the window is never lost.
 
+Latency: the source makes its receiver release a frame as soon as its last
+packet (RTP marker) is in, not when the next frame starts as aiortc does, so
+forwarding adds no frame interval (`internals.release_complete_frames`).
+
+Bandwidth: each subscriber's receiver-side estimate (REMB, arriving at the
+slot's sender) is reported to the source, which caps the REMB its receiver
+sends the publisher at the lowest fresh estimate and pushes a REMB at once
+when that drops -- so a sending browser lowers its bit-rate for the slowest
+subscriber (`internals.RembRelay`).  Estimates older than `REMB_TTL` are
+forgotten (a subscriber that stopped reporting no longer holds the cap).
+
 One slow or dead subscriber never stalls the others: pushing is synchronous
 and non-blocking, each track has a bounded queue, and on overflow a video
 track drops its backlog (a delta chain with a hole is undecodable anyway),
@@ -45,6 +56,8 @@ DEFAULT_PLI_MIN_INTERVAL = 0.5
 # ~1 s of 20 ms audio.  Beyond that, showing old media is worse than a skip.
 DEFAULT_VIDEO_QUEUE = 30
 DEFAULT_AUDIO_QUEUE = 50
+REMB_TTL = 5.0  # seconds a subscriber's bandwidth estimate stays valid
+REMB_RESEND_INTERVAL = 1.0  # an unchanged or rising cap is re-sent at most this often
 _SSRC_RETRY_DELAY = 0.1
 _SSRC_RETRIES = 50
 
@@ -91,11 +104,12 @@ class EncodedFrame:
 
     `timestamp` counts `clock_rate` ticks from the publisher's first frame;
     `received_at` is the hub's wall clock (seconds since the epoch) when the
-    receiver handed the frame over.  That is a frame interval or more after
-    its first packet came in (aiortc's jitter buffer completes a frame only
-    when a later one starts), so `arrived_at` carries the first packet's
-    arrival where the source could tell (None for the first few frames):
-    what a recorder needs to line tracks of different frame rates up.
+    receiver handed the frame over.  With the hub's complete-frame release
+    that is when its last packet came in; with aiortc's stock jitter buffer a
+    frame interval or more later (it completes a frame only when a later one
+    starts).  `arrived_at` carries the first packet's arrival where the source
+    could tell (None for the first few frames with the stock buffer): what a
+    recorder needs to line tracks of different frame rates up.
     """
 
     codec: str
@@ -133,6 +147,7 @@ class SourceStats:
     bytes: int = 0
     keyframe_requests: int = 0
     plis_sent: int = 0
+    rembs_relayed: int = 0
     # (wall time, event) of recent keyframes and PLIs, for diagnostics and tests
     events: collections.deque[tuple[float, str]] = field(
         default_factory=lambda: collections.deque(maxlen=200)
@@ -156,9 +171,12 @@ class PassthroughSource:
         codec: str | None = None,
         pli_min_interval: float = DEFAULT_PLI_MIN_INTERVAL,
         clock: Callable[[], float] = time.time,
+        release_on_marker: bool = True,
     ) -> None:
         if kind not in ("audio", "video"):
             raise ValueError(f"kind must be audio or video, not {kind!r}")
+        if release_on_marker:
+            internals.release_complete_frames(receiver)
         self.receiver = receiver
         self.kind = kind
         self.track_id = track_id
@@ -179,6 +197,10 @@ class PassthroughSource:
             maxlen=internals.release_lag_frames(receiver)
         )
         internals.hook_decoder_queue(receiver, self._on_encoded, self._on_receiver_end)
+        # subscriber bandwidth estimates: id(sink) -> (bitrate, monotonic time)
+        self._estimates: dict[int, tuple[int, float]] = {}
+        self._last_remb = float("-inf")
+        self._remb = internals.RembRelay(receiver, self.bandwidth_cap) if kind == "video" else None
 
     @property
     def sinks(self) -> list[FrameSink]:
@@ -196,6 +218,36 @@ class PassthroughSource:
     def remove_sink(self, sink: FrameSink) -> None:
         if sink in self._sinks:
             self._sinks.remove(sink)
+        self._estimates.pop(id(sink), None)
+
+    # -- bandwidth feedback ----------------------------------------------------------
+
+    def bandwidth_cap(self) -> int | None:
+        """The lowest fresh subscriber estimate (bit/s), None when nobody reported one."""
+        now = time.monotonic()
+        fresh = [b for b, at in self._estimates.values() if now - at <= REMB_TTL]
+        return min(fresh) if fresh else None
+
+    def report_bandwidth(self, sink: FrameSink, bitrate: int) -> None:
+        """A subscriber's leg can carry ``bitrate`` bit/s: relay the lowest to the publisher."""
+        if self._remb is None or self.ended or sink not in self._sinks:
+            return
+        before = self.bandwidth_cap()
+        self._estimates[id(sink)] = (bitrate, time.monotonic())
+        cap = self.bandwidth_cap()
+        assert cap is not None
+        now = time.monotonic()
+        dropped = before is None or cap < before or (self._remb.last_sent is not None and cap < self._remb.last_sent)
+        if not dropped and now - self._last_remb < REMB_RESEND_INTERVAL:
+            return
+        ssrcs = internals.media_ssrcs(self.receiver)
+        if not ssrcs:
+            return
+        self._last_remb = now
+        self.stats.rembs_relayed += 1
+        task = self._loop.create_task(self._remb.send(cap, ssrcs))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def subscribe(self, *, max_queue: int | None = None) -> PassthroughTrack:
         """A new track of this source's frames, to hand to `pc.addTrack`."""
@@ -246,7 +298,10 @@ class PassthroughSource:
         self.codec = codec.name
         key = is_keyframe(codec.name, data) if self.kind == "video" else True
         now = self._clock()
-        full = len(self._releases) == self._releases.maxlen
+        if not self._releases.maxlen:
+            arrived_at: float | None = now  # released with its own last packet
+        else:
+            arrived_at = self._releases[0] if len(self._releases) == self._releases.maxlen else None
         frame = EncodedFrame(
             codec=codec.name,
             kind=self.kind,
@@ -255,9 +310,10 @@ class PassthroughSource:
             clock_rate=codec.clockRate,
             keyframe=key,
             received_at=now,
-            arrived_at=self._releases[0] if full else None,
+            arrived_at=arrived_at,
         )
-        self._releases.append(now)
+        if self._releases.maxlen:
+            self._releases.append(now)
         self.stats.frames += 1
         self.stats.bytes += len(data)
         if key and self.kind == "video":
@@ -376,6 +432,12 @@ class PassthroughTrack(MediaStreamTrack):
         self._encoder_keyframe = internals.intercept_keyframe_requests(
             sender, self.request_keyframe
         )
+        internals.intercept_remb(sender, self.report_bandwidth)
+
+    def report_bandwidth(self, bitrate: int) -> None:
+        """The subscriber estimated its leg at ``bitrate`` bit/s (a REMB at our sender)."""
+        if self._converter is None and self._source is not None:
+            self._source.report_bandwidth(self, bitrate)
 
     def request_keyframe(self) -> None:
         """The subscriber lost a picture: get a keyframe from the right place."""

@@ -288,6 +288,11 @@ class MediaFlow:
             await asyncio.to_thread(self._save, room)
             slots = self.slots_payload(room, participant)
         logger.info("call %s: %s connected its media", call.id, participant)
+        # The other party's offer may bind tracks (and push rtc.slots) between our lock release
+        # and our ack, which then reaches the client after that push with an older list.  A push
+        # of the current slots, queued behind the ack (this task runs after the ack is sent),
+        # settles the client on the latest state.
+        self._spawn(self._slots_changed(call.id, participant, self.hub.slots(call.id, participant)))
         return {"call_id": call.id, "sdp": answer, "slots": slots}
 
     def _named_mids(self, role: str, msg: RtcOffer) -> dict[str, str]:

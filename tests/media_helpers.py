@@ -244,3 +244,26 @@ def record_until_killed(directory: str) -> None:
         camera.on_frame(EncodedFrame("VP8", "video", data, index * 6000, 90000, key, now, now))
         print(f"{now - start:.3f}", flush=True)
     sys.exit("ran out of frames before being killed")
+
+
+def silence_own_remb(receiver: Any) -> None:
+    """Stop an aiortc receiver from sending its own REMB estimates (a test sends its own)."""
+    send = getattr(receiver, internals.RECEIVER_SEND_RTCP)
+
+    async def send_rtcp(packet: Any) -> None:
+        if not internals.is_remb(packet):
+            await send(packet)
+
+    setattr(receiver, internals.RECEIVER_SEND_RTCP, send_rtcp)
+    setattr(receiver, "_remb_send_unfiltered", send)
+
+
+async def send_remb(receiver: Any, bitrate: int) -> None:
+    """Send a REMB of ``bitrate`` from ``receiver`` about the media it receives."""
+    from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
+
+    send = getattr(receiver, "_remb_send_unfiltered", None) or getattr(receiver, internals.RECEIVER_SEND_RTCP)
+    ssrcs = internals.media_ssrcs(receiver)
+    rtcp_ssrc = getattr(receiver, internals.RECEIVER_RTCP_SSRC)
+    assert ssrcs and rtcp_ssrc is not None, "the receiver has not heard its sender yet"
+    await send(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(bitrate, ssrcs)))

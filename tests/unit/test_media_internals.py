@@ -10,6 +10,7 @@ from __future__ import annotations
 import fractions
 import inspect
 import queue
+from typing import Any
 
 import av
 import pytest
@@ -162,3 +163,149 @@ async def test_jitter_buffer_release_lag(pc: RTCPeerConnection) -> None:
         first = next(i for i, frame in enumerate(released) if frame is not None)
         assert first == lag  # frame 0 came out with frame `lag`'s first packet
         assert released[first].timestamp == 0  # type: ignore[union-attr]
+
+
+# -- complete-frame release (hub latency) -------------------------------------------------
+
+
+def _rtp(seq: int, ts: int, marker: bool = False) -> Any:
+    from aiortc.rtp import RtpPacket
+
+    p = RtpPacket(sequence_number=seq, timestamp=ts, marker=int(marker))
+    p._data = bytes([seq & 0xFF])  # type: ignore[attr-defined]  # what the receiver attaches
+    return p
+
+
+def test_receiver_feeds_depayloaded_packets_to_its_jitter_buffer() -> None:
+    from aiortc.jitterbuffer import JitterBuffer
+
+    source = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+    assert "packet._data = depayload(codec, packet.payload)" in source
+    assert "pli_flag, encoded_frame = self.__jitter_buffer.add(packet)" in source
+    init = inspect.getsource(RTCRtpReceiver.__init__)
+    assert "self.__jitter_buffer = JitterBuffer(capacity=512, is_video=True)" in init
+    assert "self.__jitter_buffer = JitterBuffer(capacity=16, prefetch=4)" in init
+    buffer = JitterBuffer(capacity=16, prefetch=4)
+    for name in internals.JITTER_BUFFER_STATE + (internals.JITTER_BUFFER_PREFETCH,):
+        assert hasattr(buffer, name), name
+    assert list(inspect.signature(JitterBuffer.remove).parameters) == ["self", "count"]
+    assert list(inspect.signature(JitterBuffer.__init__).parameters) == ["self", "capacity", "prefetch", "is_video"]
+
+
+def test_complete_frame_buffer_releases_video_on_its_marker_packet() -> None:
+    buffer = internals.CompleteFrameJitterBuffer(capacity=128, is_video=True)
+    # frame 0: three packets, the last one marked -> out with that packet, not later
+    assert buffer.add(_rtp(10, 0))[1] is None
+    assert buffer.add(_rtp(11, 0))[1] is None
+    frame = buffer.add(_rtp(12, 0, marker=True))[1]
+    assert frame is not None and frame.data == bytes([10, 11, 12]) and frame.timestamp == 0
+    # frame 1: a hole before the marker holds it until the retransmission fills it
+    assert buffer.add(_rtp(13, 6000))[1] is None
+    assert buffer.add(_rtp(15, 6000, marker=True))[1] is None
+    frame = buffer.add(_rtp(14, 6000))[1]
+    assert frame is not None and frame.data == bytes([13, 14, 15]) and frame.timestamp == 6000
+    # frame 2: a single-packet frame leaves at once
+    frame = buffer.add(_rtp(16, 12000, marker=True))[1]
+    assert frame is not None and frame.data == bytes([16])
+    assert buffer.released_on_marker == 3
+
+
+def test_stock_buffer_would_have_held_the_same_frame_for_a_frame_interval() -> None:
+    from aiortc.jitterbuffer import JitterBuffer
+
+    buffer = JitterBuffer(capacity=128, is_video=True)
+    assert buffer.add(_rtp(10, 0))[1] is None
+    assert buffer.add(_rtp(11, 0, marker=True))[1] is None  # complete, yet held
+    assert buffer.add(_rtp(12, 6000))[1] is not None  # released by the next frame
+
+
+def test_complete_frame_buffer_releases_a_frame_without_marker_like_aiortc() -> None:
+    buffer = internals.CompleteFrameJitterBuffer(capacity=128, is_video=True)
+    assert buffer.add(_rtp(1, 0))[1] is None
+    frame = buffer.add(_rtp(2, 3000))[1]  # a sender that never marks: aiortc's path still works
+    assert frame is not None and frame.timestamp == 0
+
+
+def test_complete_frame_buffer_releases_audio_packet_by_packet() -> None:
+    buffer = internals.CompleteFrameJitterBuffer(capacity=16, prefetch=4)
+    released = [buffer.add(_rtp(seq, seq * 960))[1] for seq in range(6)]
+    assert [f.timestamp if f else None for f in released] == [seq * 960 for seq in range(6)]
+    # a lost packet holds the later ones, as aiortc does (no audio NACK)
+    assert buffer.add(_rtp(7, 7 * 960))[1] is None
+    frame = buffer.add(_rtp(6, 6 * 960))[1]
+    assert frame is not None and frame.timestamp == 6 * 960
+
+
+async def test_release_complete_frames_replaces_the_receivers_buffer(pc: RTCPeerConnection) -> None:
+    video = pc.addTransceiver("video").receiver
+    audio = pc.addTransceiver("audio").receiver
+    for receiver, capacity, prefetch in ((video, 512, 0), (audio, 16, 4)):
+        buffer = internals.release_complete_frames(receiver)
+        assert getattr(receiver, internals.RECEIVER_JITTER_BUFFER) is buffer
+        assert (buffer.capacity, buffer._prefetch) == (capacity, prefetch)
+        assert internals.release_lag_frames(receiver) == 0
+        assert internals.release_complete_frames(receiver) is buffer  # idempotent
+
+
+# -- REMB relay ---------------------------------------------------------------------------
+
+
+def test_sender_routes_remb_through_its_rtcp_handler() -> None:
+    from aiortc.rtcdtlstransport import RtpRouter
+
+    handle = inspect.getsource(RTCRtpSender._handle_rtcp_packet)
+    assert "packet.fmt == RTCP_PSFB_APP" in handle
+    assert "bitrate, ssrcs = unpack_remb_fci(packet.fci)" in handle
+    assert "self.__encoder.target_bitrate = bitrate" in handle
+    route = inspect.getsource(RtpRouter.route_rtcp)
+    assert "rtp.unpack_remb_fci(packet.fci)[1]" in route  # REMB reaches the sender named in its FCI
+    dtls = inspect.getsource(__import__("aiortc.rtcdtlstransport", fromlist=["x"]).RTCDtlsTransport._handle_rtcp_data)
+    assert "await recipient._handle_rtcp_packet(packet)" in dtls  # looked up per instance
+
+
+async def test_receiver_sends_remb_through_send_rtcp(pc: RTCPeerConnection) -> None:
+    source = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+    assert "fci=pack_remb_fci(*remb)" in source
+    assert "await self._send_rtcp(rtcp_packet)" in source
+    send = getattr(RTCRtpReceiver, internals.RECEIVER_SEND_RTCP)
+    assert inspect.iscoroutinefunction(send)
+    assert list(inspect.signature(send).parameters) == ["self", "packet"]
+    receiver = pc.addTransceiver("video").receiver
+    sender = pc.getTransceivers()[0].sender
+    assert getattr(receiver, internals.RECEIVER_RTCP_SSRC) == sender._ssrc  # set by addTransceiver
+    assert getattr(sender, internals.SENDER_ENCODER) is None
+    assert internals.sender_target_bitrate(sender) is None
+
+
+async def test_remb_relay_caps_the_receivers_own_estimate_and_sends_relayed_ones(pc: RTCPeerConnection) -> None:
+    from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci, unpack_remb_fci
+
+    receiver = pc.addTransceiver("video").receiver
+    sent: list[tuple[int, list[int]]] = []
+
+    async def capture(packet: RtcpPsfbPacket) -> None:
+        sent.append(unpack_remb_fci(packet.fci))
+
+    receiver._send_rtcp = capture  # type: ignore[method-assign]  # stands in for the transport
+    receiver._set_rtcp_ssrc(1234)
+    cap: list[int | None] = [None]
+    relay = internals.RembRelay(receiver, lambda: cap[0])
+    own = RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=1234, media_ssrc=0, fci=pack_remb_fci(2_000_000, [42]))
+    await receiver._send_rtcp(own)  # what _handle_rtp_packet does with its estimate
+    cap[0] = 300_000
+    await receiver._send_rtcp(own)
+    await relay.send(250_000, [42])
+    assert sent == [(2_000_000, [42]), (300_000, [42]), (250_000, [42])]
+    assert relay.own_estimate == 2_000_000 and relay.last_sent == 250_000
+
+
+async def test_intercept_remb_sees_only_reports_about_this_sender(pc: RTCPeerConnection) -> None:
+    from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
+
+    sender = pc.addTransceiver("video").sender
+    seen: list[int] = []
+    internals.intercept_remb(sender, seen.append)
+    for ssrcs in ([sender._ssrc], [sender._ssrc + 1]):
+        packet = RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=1, media_ssrc=0, fci=pack_remb_fci(400_000, ssrcs))
+        await sender._handle_rtcp_packet(packet)
+    assert seen == [400_000]

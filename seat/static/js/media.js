@@ -208,10 +208,18 @@ export class CallMedia {
     /** @type {Promise<void> | null} */
     this._connecting = null;
     this._failedTimer = 0;
+    // Slot lists arrive in the ack and in pushes; a push can land while the answer is being
+    // applied, so the newest list wins: pushes are numbered and remembered.
+    this._pushes = 0;
+    /** @type {Slot[]} */
+    this._lastPushed = [];
     /** @type {(() => void)[]} */
     this._unsubscribe = [
       client.on("rtc.slots", (m) => {
-        if (m.call_id === this.callId && !this.closed) this._applySlots(m.slots ?? []);
+        if (m.call_id !== this.callId || this.closed) return;
+        this._pushes += 1;
+        this._lastPushed = m.slots ?? [];
+        this._applySlots(this._lastPushed);
       }),
       client.on("reconnecting", () => {
         if (!this.closed) this.stale = true;
@@ -335,6 +343,7 @@ export class CallMedia {
         ...(sending.length ? { tracks } : {}),
       }, { timeoutMs: this.offerTimeoutMs });
       if (this.closed) throw new Error("media closed");
+      const pushesBeforeAnswer = this._pushes;
       await pc.setRemoteDescription({ type: "answer", sdp: ack.sdp });
       if (this.closed) throw new Error("media closed");
       this._dropPeer();
@@ -342,7 +351,8 @@ export class CallMedia {
       this._receivers = receiving;
       this.generation += 1;
       this._watch(pc);
-      this._applySlots(ack.slots ?? []);
+      // A push that came while the answer was applied is newer than the ack's list.
+      this._applySlots(this._pushes > pushesBeforeAnswer ? this._lastPushed : ack.slots ?? []);
       if (pc.connectionState === "connected") this._setState("connected");
     } catch (err) {
       pc.close();
