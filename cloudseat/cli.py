@@ -61,12 +61,18 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true")
     verify.set_defaults(handler=cmd_verify)
 
-    booth = commands.add_parser("booth", help="a simulated booth (the device agent arrives with the devices)")
-    booth.add_argument("--simulate", action="store_true", required=True,
-                       help="speak the real protocol as a kiosk would, without devices")
+    booth = commands.add_parser("booth", help="the booth device agent (printer, document camera), or --simulate")
+    booth.add_argument("--simulate", action="store_true",
+                       help="speak the real protocol as a kiosk would, without devices (needs --item)")
     booth.add_argument("--server", required=True, help="base URL, e.g. http://127.0.0.1:8000")
     booth.add_argument("--token", required=True)
-    booth.add_argument("--item", required=True, help="service item code to call for")
+    booth.add_argument("--item", help="service item code to call for (--simulate)")
+    booth.add_argument("--printer", help="lp:QUEUE (CUPS) or spool:DIR (writes PDFs into DIR)")
+    booth.add_argument("--doc-camera", help="/dev/videoN (V4L2 via PyAV) or synthetic")
+    booth.add_argument("--id-reader", choices=["simulated"])
+    booth.add_argument("--kiosk", nargs="?", const="127.0.0.1:8765", metavar="HOST:PORT",
+                       help="listen for the kiosk page on this box (the page holds the booth socket; open it with ?agent=1) "
+                            "instead of holding the socket")
     booth.add_argument("--calls", type=int, default=1)
     booth.add_argument("--priority", action="store_true", help="ask for the priority lane (绿色通道)")
     booth.add_argument("--abandon-rate", type=float, default=0.0, help="share of calls hung up before answer")
@@ -195,11 +201,15 @@ def _print_demo(logins: dict[str, Any], base: str, data_dir: Path) -> None:
 
 
 def cmd_booth_simulate(args: argparse.Namespace, settings: Settings) -> int:
-    """Make calls as a booth; the last line is a JSON summary; exit 0 only if every call was answered."""
+    """Make calls as a booth (--simulate; the last line is a JSON summary), or run the device agent."""
     import asyncio
 
     from booth.simulator import BoothPlan, run_booth
 
+    if not args.simulate:
+        return cmd_booth_agent(args)
+    if not args.item:
+        raise CommandError("--simulate needs --item")
     if args.calls < 1 or not 0 <= args.abandon_rate <= 1:
         raise CommandError("--calls must be >= 1 and --abandon-rate between 0 and 1")
     plan = BoothPlan(item_code=args.item, calls=args.calls, priority=args.priority, abandon_rate=args.abandon_rate,
@@ -207,6 +217,56 @@ def cmd_booth_simulate(args: argparse.Namespace, settings: Settings) -> int:
     summary = asyncio.run(run_booth(args.server.rstrip("/"), args.token, plan, media=args.media))
     print(summary.to_json(), flush=True)
     return EXIT_OK if summary.all_answered and (summary.media_ok or not args.media) else EXIT_CHECK_FAILED
+
+
+def _booth_devices(args: argparse.Namespace) -> dict[str, Any]:
+    from booth.devices import CupsPrinter, SimulatedIdReader, SpoolPrinter, SyntheticCamera, V4L2Camera
+
+    devices: dict[str, Any] = {}
+    if args.printer:
+        kind, _, where = args.printer.partition(":")
+        if kind == "lp" and where:
+            devices["printer"] = CupsPrinter(where)
+        elif kind == "spool" and where:
+            Path(where).mkdir(parents=True, exist_ok=True)
+            devices["printer"] = SpoolPrinter(Path(where))
+        else:
+            raise CommandError("--printer must be lp:QUEUE or spool:DIR")
+    if args.doc_camera:
+        devices["doc_camera"] = SyntheticCamera() if args.doc_camera == "synthetic" else V4L2Camera(args.doc_camera)
+    if args.id_reader == "simulated":
+        devices["id_reader"] = SimulatedIdReader()
+    return devices
+
+
+def cmd_booth_agent(args: argparse.Namespace) -> int:
+    """Run the booth device agent until interrupted (socket mode, or --kiosk bridge mode)."""
+    import asyncio
+    import threading
+
+    from booth.agent import BoothAgent, KioskBridge
+
+    agent = BoothAgent(args.server.rstrip("/"), args.token, **_booth_devices(args))
+    if args.kiosk:
+        host, _, port = args.kiosk.rpartition(":")
+        if not port.isdigit():
+            raise CommandError("--kiosk must be HOST:PORT")
+        bridge = KioskBridge(agent, host=host or "127.0.0.1", port=int(port))
+        bridge.start()
+        print(f"cloudseat booth agent: kiosk bridge on {bridge.url}; open the kiosk with ?agent={bridge.url}", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            bridge.stop()
+        return EXIT_OK
+    print(f"cloudseat booth agent: devices {agent.device_states()}, connecting to {agent.server}", flush=True)
+    try:
+        asyncio.run(agent.run())
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
 
 
 def cmd_seat_simulate(args: argparse.Namespace, settings: Settings) -> int:

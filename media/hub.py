@@ -500,11 +500,14 @@ class MediaHub:
         participant = room.participants.pop(participant_id, None)
         if participant is None:
             return
+        emptied: list[Participant] = []
         for other in room.participants.values():
             for slot in other.slots:
                 if slot.publication is not None and slot.publication.participant_id == participant_id:
                     slot.track.detach()
                     slot.publication = None
+                    if other not in emptied:
+                        emptied.append(other)
         for publication in participant.publications:
             recorder = room.recorders.pop(id(publication), None)
             if recorder is not None:
@@ -513,6 +516,9 @@ class MediaHub:
         logger.info("room %s: %s left (%s)", room.id, participant_id, reason)
         await self._notify(self.on_participant_left, room.id, participant_id, reason)
         if reassign:
+            # Subscribers whose slots fell empty learn it now, not only when the slots refill.
+            for other in emptied:
+                await self._notify(self.on_slots_changed, room.id, other.id, self.slots(room.id, other.id))
             await self._assign(room)
 
     async def _discard(self, participant: Participant) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from seat import api, auth_pages, console, home
+from seat import api, auth_pages, console, decisions, home, progress
 from signaling.access import EVERYONE, STAFF, SUPERVISION, Kind, guarded_route
 
 
@@ -20,6 +20,13 @@ def routes() -> list[BaseRoute]:
         guarded_route("/api/seat/directory", api.directory, allow={Kind.CLERK}),
         guarded_route("/api/seat/history", api.history, allow={Kind.CLERK}),
         guarded_route("/api/seat/calls/{call_id}", api.call_detail, allow={Kind.CLERK}),
+        guarded_route("/api/seat/calls/{call_id}/capture", decisions.capture, allow={Kind.CLERK}, methods=["POST"]),
+        guarded_route("/api/seat/calls/{call_id}/materials", decisions.materials, allow={Kind.CLERK}),
+        guarded_route("/api/seat/materials/{material_id:int}", decisions.material_bytes, allow={Kind.CLERK}),
+        guarded_route("/api/seat/materials/{material_id:int}/tick", decisions.tick, allow={Kind.CLERK},
+                      methods=["POST"]),
+        guarded_route("/api/seat/calls/{call_id}/decision", decisions.decision, allow={Kind.CLERK}, methods=["POST"]),
+        guarded_route("/progress", progress.progress_page, allow=EVERYONE),
         guarded_route("/supervise", home.supervise_home, allow=SUPERVISION),
         guarded_route("/api/me", home.me, allow=STAFF | {Kind.BOOTH}),
         Mount("/static/seat", app=StaticFiles(packages=[("seat", "static")]), name="seat_static"),

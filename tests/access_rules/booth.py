@@ -8,4 +8,7 @@ TABLE = {
     ("GET", "/api/booth/slots", "/api/booth/slots?item_code=SB-001"): {B},
     ("POST", "/api/booth/ratings", "/api/booth/ratings"): {B},
     ("POST", "/api/booth/complaints", "/api/booth/complaints"): {B},
+    ("POST", "/api/booth/materials", "/api/booth/materials"): {B},
+    ("GET", "/api/booth/print-jobs/{job_id:int}.pdf", "/api/booth/print-jobs/1.pdf"): {B},
+    ("POST", "/api/booth/print-jobs/{job_id:int}/result", "/api/booth/print-jobs/1/result"): {B},
 }

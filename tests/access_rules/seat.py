@@ -12,6 +12,12 @@ TABLE = {
     ("GET", "/api/seat/directory", "/api/seat/directory"): {C},
     ("GET", "/api/seat/history", "/api/seat/history"): {C},
     ("GET", "/api/seat/calls/{call_id}", "/api/seat/calls/00000000-0000-4000-8000-000000000000"): {C},
+    ("POST", "/api/seat/calls/{call_id}/capture", "/api/seat/calls/00000000-0000-4000-8000-000000000000/capture"): {C},
+    ("GET", "/api/seat/calls/{call_id}/materials", "/api/seat/calls/00000000-0000-4000-8000-000000000000/materials"): {C},
+    ("GET", "/api/seat/materials/{material_id:int}", "/api/seat/materials/1"): {C},
+    ("POST", "/api/seat/materials/{material_id:int}/tick", "/api/seat/materials/1/tick"): {C},
+    ("POST", "/api/seat/calls/{call_id}/decision", "/api/seat/calls/00000000-0000-4000-8000-000000000000/decision"): {C},
+    ("GET", "/progress", "/progress"): ALL,
     ("GET", "/supervise", "/supervise"): {S, D},
     ("GET", "/api/me", "/api/me"): STAFF | {B},
 }

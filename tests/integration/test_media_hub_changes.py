@@ -53,6 +53,8 @@ async def test_codec_mismatch_falls_back_to_transcoding(hub: MediaHub, tmp_path:
 async def test_publisher_leaves_and_rejoins_into_the_same_slot(hub: MediaHub) -> None:
     left: list[tuple[Any, ...]] = []
     hub.on_participant_left = lambda *a: left.append(a)
+    slot_changes: list[tuple[str, list[str | None]]] = []
+    hub.on_slots_changed = lambda room, who, slots: slot_changes.append((who, [s.publisher for s in slots]))
     clerk = ClientPeer("clerk", receive=["video", "audio"])
     await clerk.connect(hub, "r", "clerk")  # the subscriber is there first
     first = ClientPeer("booth", publish=[CameraTrack(), ToneTrack()])
@@ -64,6 +66,7 @@ async def test_publisher_leaves_and_rejoins_into_the_same_slot(hub: MediaHub) ->
         await hub.remove_participant("r", "booth")
         assert left == [("r", "booth", "left")]
         assert all(slot.publisher is None for slot in hub.slots("r", "clerk"))
+        assert slot_changes[-1] == ("clerk", [None, None])  # the clerk is told its slots emptied
         seen = len(video.codes)
 
         await second.connect(hub, "r", "booth")  # e.g. the kiosk reconnected

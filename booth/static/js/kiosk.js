@@ -15,6 +15,7 @@ import { ApiError, BoothApi } from "./api.js";
 import { faceSvg, iconSvg } from "./icons.js";
 import { RATING_LEVELS, errorText, formatDay, formatLimit, formatWait, formatWhen, isEnglish, localParts, nameOf, tr } from "./i18n.js";
 import { search } from "./search.js";
+import { handleDevicePush } from "./kiosk-capture.js";
 import { startKioskMedia, stopKioskMedia } from "./kiosk-media.js";
 
 /**
@@ -681,6 +682,7 @@ function onPush(m) {
     return;
   }
   if (m.call_id && m.call_id !== r.callId) return; // an old call's news
+  if (r.callState === "live" && handleDevicePush(kiosk, m)) return; // capture.request, print.request
   switch (m.type) {
     case "queue.position":
       if (r.callState === "waiting") renderQueue(m.position, m.estimated_wait_s);

@@ -11,6 +11,7 @@ import {
   CASE_STATUS, END_REASON, EN, REASON, REVOKED, STATUS, clock, duration, errorText, itemName, label, tr, when,
 } from "./console-text.js";
 import { startConsoleMedia, stopConsoleMedia } from "./console-media.js";
+import { closeDocuments, documentsPush, openDocuments } from "./console-decision.js";
 
 /** @typedef {import("./protocol.js").Message} Message */
 /** @typedef {{code: string, name_zh: string, name_en: string}} Item */
@@ -146,6 +147,7 @@ function startCall(from, startedAt = Date.now()) {
   $("peer-status").textContent = "";
   loadChecklist(from.item.code);
   startConsoleMedia(client, from.call_id);
+  openDocuments(from.call_id, from.item.code);
 }
 
 /** @param {Call} call @param {string} reason */
@@ -155,6 +157,7 @@ function finishCall(call, reason) {
   store.set(`chat.${call.call_id}`, null);
   state.call = null;
   stopConsoleMedia();
+  closeDocuments();
 }
 
 /** A `welcome` (first or after a reconnect): the server's word on state and on a live call. @param {Message} welcome */
@@ -244,6 +247,7 @@ function onPush(m) {
       if (state.call?.call_id === m.call_id) $("peer-status").textContent = tr("居民端已重新连接", "The booth is back");
       break;
     default:
+      documentsPush(m); // material.added, print.result
       break;
   }
 }

@@ -1,0 +1,223 @@
+// @ts-check
+/**
+ * The kiosk's document devices during a call: `capture.request` (take a full-resolution still of
+ * the document camera and upload it) and `print.request` (print the decision document).
+ *
+ * The still is taken at the camera track's own size (getSettings().width/height, after asking for
+ * the largest the camera offers), never a frame of the encoded call stream. The upload goes as
+ * multipart with the booth token and shows its progress; the resident sees what was captured.
+ *
+ * Printing: with `?agent=1` (or `?agent=<url>`) the page hands the job id to the booth agent on
+ * loopback (booth/agent.py, KioskBridge), which fetches, prints and reports; otherwise the page
+ * prints the PDF itself (window.print of a hidden frame) and reports it printed.
+ */
+import { tr } from "./i18n.js";
+
+const DEFAULT_AGENT = "http://127.0.0.1:8765";
+const params = new URLSearchParams(location.search);
+const agentParam = params.get("agent");
+/** @type {string | null} */
+const AGENT_URL = agentParam ? (agentParam === "1" ? DEFAULT_AGENT : agentParam.replace(/\/$/, "")) : null;
+const DOC_LABEL = /doc|document|高拍|scanner/i;
+
+/** What the page did last, for tests and support staff; read-only by convention. */
+const capture = {
+  /** @type {{material_id: number, width: number, height: number, sha256: string, size: number} | null} */ last: null,
+  /** @type {{width: number, height: number} | null} */ settings: null,
+  /** @type {{print_job_id: number, status: string, error?: string} | null} */ lastPrint: null,
+  busy: false,
+};
+Object.defineProperty(window, "kioskCapture", { value: capture });
+
+/** @param {string} tag @param {Record<string, string>} [attrs] @param {string} [text] */
+function el(tag, attrs = {}, text) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+/** The dialog the resident sees while a document is captured or printed; built once. */
+function panel() {
+  let dialog = /** @type {HTMLDialogElement | null} */ (document.getElementById("device-dialog"));
+  if (dialog) return dialog;
+  dialog = /** @type {HTMLDialogElement} */ (el("dialog", { id: "device-dialog", class: "dialog device-dialog", "aria-labelledby": "device-title" }));
+  const title = el("h2", { id: "device-title" });
+  const status = el("p", { id: "device-status", role: "status", "aria-live": "polite" });
+  const progress = el("progress", { id: "device-progress", max: "100", value: "0", "aria-labelledby": "device-title" });
+  const img = el("img", { id: "device-preview", alt: tr("刚拍摄的材料", "The document just captured"), hidden: "" });
+  img.style.maxWidth = "100%";
+  img.style.maxHeight = "50vh";
+  const close = el("button", { type: "button", id: "device-close", class: "primary" }, tr("好的", "OK"));
+  close.addEventListener("click", () => dialog?.close());
+  dialog.append(title, status, progress, img, close);
+  document.body.append(dialog);
+  return dialog;
+}
+
+/** @param {string} title @param {string} status @param {number | null} percent */
+function showPanel(title, status, percent) {
+  const dialog = panel();
+  /** @type {HTMLElement} */ (dialog.querySelector("#device-title")).textContent = title;
+  /** @type {HTMLElement} */ (dialog.querySelector("#device-status")).textContent = status;
+  const bar = /** @type {HTMLProgressElement} */ (dialog.querySelector("#device-progress"));
+  bar.hidden = percent === null;
+  if (percent !== null) bar.value = percent;
+  if (!dialog.open) dialog.showModal();
+  return dialog;
+}
+
+/** The document camera: a device whose label says so, else the last camera (the face camera comes first). */
+async function documentCameraId() {
+  const devices = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === "videoinput");
+  const named = devices.find((d) => DOC_LABEL.test(d.label));
+  return (named ?? devices[devices.length - 1])?.deviceId || undefined;
+}
+
+/** A still at the camera's full resolution, as a JPEG blob. */
+async function takeStill() {
+  const deviceId = await documentCameraId();
+  const stream = await navigator.mediaDevices.getUserMedia({ audio: false, video: {
+    ...(deviceId ? { deviceId: { exact: deviceId } } : {}),
+    // Ask for more than any camera has: the track settles on the largest it offers.
+    width: { ideal: 8192 }, height: { ideal: 8192 },
+  } });
+  const [track] = stream.getVideoTracks();
+  try {
+    const { width = 0, height = 0 } = track.getSettings();
+    let source;
+    if ("ImageCapture" in window) {
+      // grabFrame gives the track's frame at its own size, untouched by any encoder.
+      source = await new /** @type {any} */ (window).ImageCapture(track).grabFrame();
+    } else {
+      const video = el("video", { muted: "", playsinline: "" });
+      const v = /** @type {HTMLVideoElement} */ (video);
+      v.srcObject = stream;
+      await v.play();
+      source = v;
+    }
+    const canvas = document.createElement("canvas");
+    canvas.width = width || source.width;
+    canvas.height = height || source.height;
+    canvas.getContext("2d")?.drawImage(source, 0, 0, canvas.width, canvas.height);
+    capture.settings = { width: canvas.width, height: canvas.height };
+    const blob = await new Promise((resolve, reject) => canvas.toBlob(
+      (b) => (b ? resolve(b) : reject(new Error("encode failed"))), "image/jpeg", 0.92));
+    return /** @type {Blob} */ (blob);
+  } finally {
+    track.stop();
+  }
+}
+
+/** Multipart upload with a progress bar (fetch cannot report upload progress). */
+function uploadStill(token, callId, blob, code, onProgress) {
+  return new Promise((resolve, reject) => {
+    const form = new FormData();
+    form.append("call_id", callId);
+    if (code) form.append("material_code", code);
+    form.append("file", blob, "document.jpg");
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", "/api/booth/materials");
+    xhr.setRequestHeader("Authorization", `Bearer ${token}`);
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.upload.addEventListener("progress", (e) => { if (e.lengthComputable) onProgress((e.loaded / e.total) * 100); });
+    xhr.addEventListener("load", () => {
+      let body = null;
+      try { body = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
+      if (xhr.status === 201) resolve(body);
+      else reject(Object.assign(new Error("upload refused"), { code: body?.error?.code ?? String(xhr.status) }));
+    });
+    xhr.addEventListener("error", () => reject(Object.assign(new Error("network"), { code: "disconnected" })));
+    xhr.send(form);
+  });
+}
+
+/** @param {any} kiosk @param {any} m */
+async function onCaptureRequest(kiosk, m) {
+  if (capture.busy || !kiosk.api) return;
+  capture.busy = true;
+  const title = tr("正在拍摄材料", "Capturing your document");
+  try {
+    showPanel(title, tr("请保持材料平整，不要移动……", "Keep the document flat and still…"), 0);
+    const blob = await takeStill();
+    showPanel(title, tr("正在上传给工作人员……", "Sending it to the clerk…"), 0);
+    const stored = await uploadStill(kiosk.api.token, m.call_id, blob, m.material_code ?? null,
+      (/** @type {number} */ pct) => showPanel(title, tr("正在上传给工作人员……", "Sending it to the clerk…"), pct));
+    capture.last = stored;
+    const dialog = showPanel(tr("材料已拍摄", "Document captured"),
+      tr("已发送给工作人员审核，请稍候。", "Sent to the clerk for review. Please wait."), 100);
+    const img = /** @type {HTMLImageElement} */ (dialog.querySelector("#device-preview"));
+    if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
+    img.src = URL.createObjectURL(blob);
+    img.hidden = false;
+    document.body.dataset.capture = "uploaded";
+  } catch (err) {
+    showPanel(tr("拍摄未成功", "Capture failed"), tr("请按工作人员提示重新放置材料。", "Please place the document again as the clerk says."), null);
+    document.body.dataset.capture = "failed";
+    console.warn("capture failed", err);
+  } finally {
+    capture.busy = false;
+  }
+}
+
+/** @param {any} kiosk @param {number} jobId @param {string} status @param {string} [error] */
+async function reportPrint(kiosk, jobId, status, error) {
+  await kiosk.api.call("POST", `/api/booth/print-jobs/${jobId}/result`, error ? { status, error } : { status });
+}
+
+/** @param {any} kiosk @param {any} m */
+async function onPrintRequest(kiosk, m) {
+  if (!kiosk.api) return;
+  const title = tr("正在打印", "Printing");
+  showPanel(title, tr("正在打印您的文书，请在出纸口取走。", "Printing your document. Please take it from the printer slot."), null);
+  /** @type {{status: string, error?: string}} */
+  let outcome;
+  try {
+    if (AGENT_URL) {
+      // The agent fetches the job with its own token, prints and reports it to the server.
+      const response = await fetch(`${AGENT_URL}/print`, { method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ print_job_id: m.print_job_id }) });
+      outcome = await response.json();
+      if (outcome.devices && kiosk.client) {
+        kiosk.client.request("device.status", { devices: outcome.devices }).catch(() => {});
+      }
+    } else {
+      const response = await fetch(m.url, { headers: { Authorization: `Bearer ${kiosk.api.token}` } });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const url = URL.createObjectURL(await response.blob());
+      const frame = /** @type {HTMLIFrameElement} */ (el("iframe", { src: url, title: tr("打印文书", "Document to print"), hidden: "" }));
+      document.body.append(frame);
+      await new Promise((resolve) => frame.addEventListener("load", resolve, { once: true }));
+      frame.contentWindow?.print();
+      frame.remove();
+      URL.revokeObjectURL(url);
+      await reportPrint(kiosk, m.print_job_id, "printed");
+      outcome = { status: "printed" };
+    }
+  } catch (err) {
+    outcome = { status: "failed", error: String(/** @type {any} */ (err)?.message ?? err).slice(0, 200) };
+    if (!AGENT_URL) await reportPrint(kiosk, m.print_job_id, "failed", outcome.error).catch(() => {});
+    else await reportPrint(kiosk, m.print_job_id, "failed", `agent unreachable: ${outcome.error}`).catch(() => {});
+  }
+  capture.lastPrint = { print_job_id: m.print_job_id, ...outcome };
+  document.body.dataset.print = outcome.status;
+  showPanel(outcome.status === "printed" ? tr("打印完成", "Printed") : tr("打印未成功", "Printing failed"),
+    outcome.status === "printed" ? tr("请取走您的文书并妥善保管。", "Please take your document and keep it safe.")
+      : tr("工作人员会为您重新打印或另行送达。", "The clerk will reprint it or send it to you."), null);
+}
+
+/**
+ * Handle the device pushes of a live call; true when the push was one of ours.
+ * @param {any} kiosk the kiosk state (kiosk.js) @param {any} m a pushed message
+ */
+export function handleDevicePush(kiosk, m) {
+  if (m.type === "capture.request") {
+    onCaptureRequest(kiosk, m);
+    return true;
+  }
+  if (m.type === "print.request") {
+    onPrintRequest(kiosk, m);
+    return true;
+  }
+  return false;
+}
