@@ -37,12 +37,14 @@ from starlette.responses import JSONResponse, Response
 
 from records.alerts import raise_alert
 from records.catalog import Catalog, categories, default_catalog_path, list_items, load_catalog_file
-from records.errors import ConflictError, NotFoundError, RecordsError, ValidationError
+from records.errors import ConflictError, NotFoundError
 from records.events import append_event
 from records.models import AlertKind, Booth, CallSession, CallStatus, Rating, RatingLevel, Region, ServiceItem
 from records.ratings import MAX_COMMENT, rate
-from signaling.access import Principal, error_response
+from signaling.access import Principal
 from signaling.service_hours import parse_service_hours
+from signaling.json_api import ApiError
+from signaling.json_api import respond as _respond
 
 logger = logging.getLogger(__name__)
 
@@ -66,18 +68,6 @@ _UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
 _ITEM_CODE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 
 T = TypeVar("T")
-
-_STATUS_OF: dict[type[RecordsError], int] = {NotFoundError: 404, ConflictError: 409, ValidationError: 400}
-
-
-class ApiError(Exception):
-    """A refusal with an HTTP status and a stable code."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 # --------------------------------------------------------------------------- plumbing
@@ -146,16 +136,6 @@ def _own_call(session: Session, booth_id: int, call_id: str) -> CallSession:
     if call is None or call.booth_id != booth_id:
         raise NotFoundError("call_not_found", "no such call for this booth")
     return call
-
-
-async def _respond(request: Request, handler: Callable[[Request], Any]) -> Response:
-    try:
-        return await handler(request)
-    except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message)
-    except RecordsError as exc:
-        status = next((s for cls, s in _STATUS_OF.items() if isinstance(exc, cls)), 400)
-        return error_response(status, exc.code, exc.message)
 
 
 # --------------------------------------------------------------------------- catalogue

@@ -25,65 +25,34 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlmodel import Session
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from records.errors import ConflictError, InvalidTransitionError, NotFoundError, RecordsError, ValidationError
+from records.errors import ConflictError, NotFoundError
 from records.materials import add_material
 from records.models import CallSession, CallStatus, PrintJob, PrintStatus
 from records.printjobs import mark_sent, report_print_result
-from signaling.access import Principal, error_response
+from signaling.access import Principal
 from signaling.protocol import push
+from signaling.json_api import ApiError
+from signaling.json_api import respond as _respond
+from signaling.json_api import transact as _tx
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
 MAX_UPLOAD_BYTES = 16 * 1024 * 1024  # a 20 MP JPEG is a few MB; the records layer refuses > 25 MB anyway
 _UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _CODE_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
-_STATUS_OF: tuple[tuple[type[RecordsError], int], ...] = (
-    (NotFoundError, 404), (ConflictError, 409), (InvalidTransitionError, 409), (ValidationError, 400))
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
 
 def _booth(request: Request) -> Principal:
     principal = request.state.principal
     assert isinstance(principal, Principal) and principal.booth_id is not None  # booth-only routes
     return principal
-
-
-async def _tx(request: Request, work: Callable[[Session], T]) -> T:
-    def job() -> T:
-        with Session(request.app.state.engine, expire_on_commit=False) as session:
-            result = work(session)
-            session.commit()
-            return result
-
-    return await run_in_threadpool(job)
-
-
-async def _respond(request: Request, handler: Callable[[Request], Any]) -> Response:
-    try:
-        return await handler(request)  # type: ignore[no-any-return]
-    except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message)
-    except RecordsError as exc:
-        if exc.code == "file_too_large":
-            return error_response(413, exc.code, exc.message)
-        status = next((s for cls, s in _STATUS_OF if isinstance(exc, cls)), 400)
-        return error_response(status, exc.code, exc.message)
 
 
 def own_live_call(session: Session, booth_id: int, call_id: str) -> CallSession:

@@ -27,31 +27,31 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from records.cases import open_case
 from records.documents import DecisionDocument, progress_url, render_decision_pdf
-from records.errors import ConflictError, InvalidTransitionError, NotFoundError, RecordsError, ValidationError
+from records.errors import ConflictError, NotFoundError, ValidationError
 from records.events import append_event
 from records.materials import list_materials, tick_checklist
-from records.models import Booth, CallSession, CallStatus, Case, CaseStatus, Material, PrintJob, Region, ServiceItem, User
+from records.models import Booth, CallSession, CallStatus, Case, CaseStatus, Material, Region, ServiceItem, User
 from records.printjobs import create_print_job, mark_sent
-from signaling.access import Principal, error_response
+from signaling.access import Principal
 from signaling.protocol import push
 from signaling.service_hours import WorkCalendar, add_working_days, parse_service_hours
+from signaling.json_api import ApiError
+from signaling.json_api import respond as _respond
+from signaling.json_api import transact as _tx
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
 MAX_BODY = 16 * 1024
 OUTCOMES: dict[str, CaseStatus] = {
@@ -60,15 +60,6 @@ OUTCOMES: dict[str, CaseStatus] = {
     "supplement": CaseStatus.NEEDS_SUPPLEMENT,  # 补正
 }
 _CODE_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
-_STATUS_OF: tuple[tuple[type[RecordsError], int], ...] = (
-    (NotFoundError, 404), (ConflictError, 409), (InvalidTransitionError, 409), (ValidationError, 400))
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
 
 # --------------------------------------------------------------------------- plumbing
 
@@ -77,28 +68,6 @@ def _me(request: Request) -> Principal:
     principal = request.state.principal
     assert isinstance(principal, Principal) and principal.user_id is not None  # clerks only
     return principal
-
-
-async def _tx(request: Request, work: Callable[[Session], T]) -> T:
-    """`work(session)` in one committed transaction, off the event loop."""
-
-    def job() -> T:
-        with Session(request.app.state.engine, expire_on_commit=False) as session:
-            result = work(session)
-            session.commit()
-            return result
-
-    return await run_in_threadpool(job)
-
-
-async def _respond(request: Request, handler: Callable[[Request], Any]) -> Response:
-    try:
-        return await handler(request)  # type: ignore[no-any-return]
-    except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message)
-    except RecordsError as exc:
-        status = next((s for cls, s in _STATUS_OF if isinstance(exc, cls)), 400)
-        return error_response(status, exc.code, exc.message)
 
 
 def _call_id(request: Request) -> str:

@@ -1,0 +1,57 @@
+"""Plumbing shared by the JSON APIs of the booth and seat packages.
+
+One refusal type, one mapping from the records' typed errors to HTTP
+statuses, and one way to run a records transaction off the event loop, so
+every API answers errors in the same `{"error": {"code", "message"}}` shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from records.errors import ConflictError, InvalidTransitionError, NotFoundError, RecordsError, ValidationError
+from signaling.access import error_response
+
+T = TypeVar("T")
+
+# Checked in order: the first matching class decides the status.
+STATUS_OF: tuple[tuple[type[RecordsError], int], ...] = (
+    (NotFoundError, 404), (ConflictError, 409), (InvalidTransitionError, 409), (ValidationError, 400))
+STATUS_OF_CODE = {"file_too_large": 413}
+
+
+class ApiError(Exception):
+    """A refusal with an HTTP status and a stable code the client translates."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+async def respond(request: Request, handler: Callable[[Request], Awaitable[Response]]) -> Response:
+    """Run `handler`; refusals and records errors become the one JSON error shape."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message)
+    except RecordsError as exc:
+        status = STATUS_OF_CODE.get(exc.code) or next((s for cls, s in STATUS_OF if isinstance(exc, cls)), 400)
+        return error_response(status, exc.code, exc.message)
+
+
+async def transact(request: Request, work: Callable[[Session], T]) -> T:
+    """`work(session)` in one committed transaction of the app's database, off the event loop."""
+
+    def job() -> T:
+        with Session(request.app.state.engine, expire_on_commit=False) as session:
+            result = work(session)
+            session.commit()
+            return result
+
+    return await run_in_threadpool(job)
