@@ -128,16 +128,11 @@ async def _one_call(client: ProtocolClient, plan: BoothPlan, rng: random.Random,
 async def _connect_media(client: ProtocolClient, call_id: str, summary: BoothSummary,
                          on_media: Callable[[Any], None] | None) -> Any:
     """Publish face, document and microphone; receive the clerk's camera and voice."""
-    from signaling.protocol_media import MediaPeer, booth_tracks
+    from signaling.protocol_media import booth_tracks, open_peer
 
-    peer = MediaPeer(client, call_id, publish=booth_tracks(), receive=("video", "audio"))
-    try:
-        await peer.connect()
-    except (ReplyError, ConnectionError, asyncio.TimeoutError) as exc:
-        logger.warning("call %s: media not connected: %s", call_id, exc)
+    peer = await open_peer(client, call_id, publish=booth_tracks(), receive=("video", "audio"))
+    if peer is None:
         summary.media_failed += 1
-        await peer.close()
-        return None
-    if on_media is not None:
+    elif on_media is not None:
         on_media(peer)
     return peer

@@ -97,17 +97,12 @@ async def run_seat(base_url: str, username: str, password: str, plan: SeatPlan,
 async def _connect_media(client: ProtocolClient, call_id: str, summary: SeatSummary,
                          on_media: Callable[[Any], None] | None) -> Any:
     """Publish camera and microphone; receive the booth's face, document and voice."""
-    from signaling.protocol_media import MediaPeer, clerk_tracks
+    from signaling.protocol_media import clerk_tracks, open_peer
 
-    peer = MediaPeer(client, call_id, publish=clerk_tracks(), receive=("video", "video", "audio"))
-    try:
-        await peer.connect()
-    except (ReplyError, ConnectionError, asyncio.TimeoutError) as exc:
-        logger.warning("call %s: media not connected: %s", call_id, exc)
+    peer = await open_peer(client, call_id, publish=clerk_tracks(), receive=("video", "video", "audio"))
+    if peer is None:
         summary.media_failed += 1
-        await peer.close()
-        return None
-    if on_media is not None:
+    elif on_media is not None:
         on_media(peer)
     return peer
 

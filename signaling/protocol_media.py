@@ -33,7 +33,7 @@ from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 
 from media.ice import advertise_host_addresses, choose_host_addresses, rtc_configuration
 from media.synthetic import CameraTrack, DocumentCameraTrack, PreEncodedVideoTrack, ToneTrack, read_burnt_in
-from signaling.protocol_client import ProtocolClient
+from signaling.protocol_client import ProtocolClient, ReplyError
 
 logger = logging.getLogger(__name__)
 
@@ -253,6 +253,19 @@ class MediaPeer:
         await self.pc.close()
         for out in self.outgoing:
             out.track.stop()
+
+
+async def open_peer(client: ProtocolClient, call_id: str, *, publish: list[Outgoing],
+                    receive: Sequence[str]) -> MediaPeer | None:
+    """Connect a peer for the call, or None (logged, peer closed) when the hub did not answer."""
+    peer = MediaPeer(client, call_id, publish=publish, receive=receive)
+    try:
+        await peer.connect()
+    except (ReplyError, ConnectionError, asyncio.TimeoutError) as exc:
+        logger.warning("call %s: media not connected: %s", call_id, exc)
+        await peer.close()
+        return None
+    return peer
 
 
 def _prefer_vp8(transceiver: RTCRtpTransceiver) -> None:

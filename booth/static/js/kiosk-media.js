@@ -10,7 +10,7 @@
  * leaving the call screen. Cameras are released at the end of every call: the next resident
  * finds them off.
  */
-import { joinCallMedia, stopTracks } from "/static/seat/js/media.js";
+import { MediaSteps, joinCallMedia, stopTracks } from "/static/seat/js/media.js";
 import { tr } from "./i18n.js";
 
 /** @typedef {import("/static/seat/js/media.js").CallMedia} CallMedia */
@@ -27,8 +27,8 @@ const state = {
   /** @type {string | null} */ callId: null,
   /** @type {CallMedia | null} */ media: null,
   /** @type {Cameras | null} */ cameras: null,
-  /** @type {Promise<void>} every start and stop runs after the previous one */ queue: Promise.resolve(),
 };
+const steps = new MediaSteps("kiosk media");
 // The browser tests (and a technician's console) read the live media here.
 Object.defineProperty(window, "kioskMedia", {
   value: Object.freeze({
@@ -48,18 +48,13 @@ const $video = (id) => /** @type {HTMLVideoElement} */ (document.getElementById(
  * @param {ProtocolClient | null} client @param {string | null} callId
  */
 export function startKioskMedia(client, callId) {
-  if (!client || !callId) return state.queue;
-  state.queue = state.queue.then(() => start(client, callId)).catch((err) => {
-    console.warn("kiosk media failed", err);
-    document.body.dataset.media = "failed";
-  });
-  return state.queue;
+  if (!client || !callId) return steps.queue;
+  return steps.run(() => start(client, callId));
 }
 
 /** Hang up the media and turn the cameras off (idempotent). */
 export function stopKioskMedia() {
-  state.queue = state.queue.then(stop, stop);
-  return state.queue;
+  return steps.cleanup(stop);
 }
 
 /** @param {ProtocolClient} client @param {string} callId */

@@ -11,7 +11,7 @@
  * call) and `stopConsoleMedia` when it ends. A socket that reconnects in the call gets a new peer
  * connection by itself (media.js, `resume: "auto"`).
  */
-import { joinCallMedia, stopTracks } from "./media.js";
+import { MediaSteps, joinCallMedia, stopTracks } from "./media.js";
 import { tr } from "./console-text.js";
 
 /** @typedef {import("./media.js").CallMedia} CallMedia */
@@ -24,9 +24,9 @@ const state = {
   /** @type {string | null} */ callId: null,
   /** @type {CallMedia | null} */ media: null,
   /** @type {MediaStream | null} */ local: null,
-  /** @type {Promise<void>} */ queue: Promise.resolve(),
   zoom: { level: 0, x: 0, y: 0 },
 };
+const steps = new MediaSteps("console media");
 // The browser tests (and support staff at the console) read the live media here.
 Object.defineProperty(window, "consoleMedia", {
   value: Object.freeze({
@@ -44,18 +44,13 @@ const $video = (id) => /** @type {HTMLVideoElement} */ (document.getElementById(
  * @param {ProtocolClient | null} client @param {string} callId
  */
 export function startConsoleMedia(client, callId) {
-  if (!client) return state.queue;
-  state.queue = state.queue.then(() => start(client, callId)).catch((err) => {
-    console.warn("console media failed", err);
-    document.body.dataset.media = "failed";
-  });
-  return state.queue;
+  if (!client) return steps.queue;
+  return steps.run(() => start(client, callId));
 }
 
 /** Hang up the media and turn the camera off (idempotent). */
 export function stopConsoleMedia() {
-  state.queue = state.queue.then(stop, stop);
-  return state.queue;
+  return steps.cleanup(stop);
 }
 
 /** @param {ProtocolClient} client @param {string} callId */

@@ -170,6 +170,34 @@ export async function joinCallMedia(client, callId, options) {
   return media;
 }
 
+/**
+ * Media starts and stops of one page, run one after another so a hang-up never overtakes the
+ * connect it ends. A failed step marks `body[data-media=failed]` and does not block the next.
+ */
+export class MediaSteps {
+  /** @param {string} label how failures are logged */
+  constructor(label) {
+    this.label = label;
+    /** @type {Promise<void>} */
+    this.queue = Promise.resolve();
+  }
+
+  /** Queue a step (a start). @param {() => Promise<void>} step */
+  run(step) {
+    this.queue = this.queue.then(step).catch((err) => {
+      console.warn(`${this.label} failed`, err);
+      document.body.dataset.media = "failed";
+    });
+    return this.queue;
+  }
+
+  /** Queue a cleanup (a stop): it runs even when the step before it failed. @param {() => Promise<void>} step */
+  cleanup(step) {
+    this.queue = this.queue.then(step, step);
+    return this.queue;
+  }
+}
+
 /** One party's media in one call: its current peer connection, its slots, its remote tracks. */
 export class CallMedia {
   /** @param {ProtocolClient} client @param {string} callId @param {JoinOptions} options */
