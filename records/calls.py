@@ -146,12 +146,21 @@ def mark_offered(
 def mark_requeued(
     session: Session, call_id: str, *, reason: str = "offer_timeout", extra: dict[str, Any] | None = None
 ) -> CallSession:
-    """An offer lapsed or was declined; the call waits again; event `call.requeued`."""
-    call = _transition(session, call_id, CallStatus.QUEUED)
+    """An offer lapsed or was declined; the call waits again; event `call.requeued`.
+
+    The release is a fact about one clerk's offer, decided by the bus before this is written; the
+    log of another node may already hold what came next (another clerk's answer).  So the event
+    is always appended, and the row goes back to queued only while it still says offered.
+    """
+    lock_log(session)
+    call = get_call(session, call_id)
     previous = call.clerk_id
-    call.status = CallStatus.QUEUED
-    call.clerk_id = None
-    session.add(call)
+    if call.status is CallStatus.OFFERED:
+        call.status = CallStatus.QUEUED
+        call.clerk_id = None
+        session.add(call)
+    elif call.status is not CallStatus.QUEUED and call.status is not CallStatus.ACTIVE:
+        raise InvalidTransitionError(message=f"call {call_id}: {call.status.value} -> queued not allowed")
     append_event(session, kind="call.requeued", session_id=call.id, booth_id=call.booth_id,
                  data={"clerk_id": previous, "reason": reason, **(extra or {})})
     return call

@@ -210,3 +210,35 @@ def check_progress(session: Session, number: str, code: str) -> CaseProgress | N
         item_name_zh=item.name_zh if item else case.item_code,
         item_name_en=item.name_en if item else case.item_code,
     )
+
+
+def set_legal_hold(session: Session, case: int | str, on: bool, *, actor: str, reason: str) -> Case:
+    """Put a case under legal hold (or release it); event `case.legal_hold`; does not commit.
+
+    `case` is the case id or its number.  While on, retention purges nothing
+    of the case's call session.  Every order is logged, also one that
+    restates the current state (a second court order is worth its own line),
+    with `previous` so the log shows whether it changed anything.
+    """
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError("reason_required", "a legal hold change needs a reason")
+    if len(reason) > 500:
+        raise ValidationError("reason_too_long", "reason longer than 500 characters")
+    lock_log(session)  # serialised with purges: one running now has either committed or will see the hold
+    if isinstance(case, int):
+        row = session.get(Case, case, populate_existing=True)
+    else:
+        found = get_case_by_number(session, case)
+        row = session.get(Case, found.id, populate_existing=True) if found is not None else None
+    if row is None:
+        raise NotFoundError("case_not_found", f"no case {case!r}")
+    previous = row.legal_hold
+    row.legal_hold = bool(on)
+    row.updated_at = datetime.now(timezone.utc)
+    session.add(row)
+    append_event(session, kind="case.legal_hold", actor=actor, session_id=row.session_id, booth_id=row.booth_id,
+                 data={"case_id": row.id, "number": row.number, "on": row.legal_hold, "previous": previous,
+                       "reason": reason})
+    logger.info("case %s legal hold %s (was %s)", row.number, "on" if on else "off", "on" if previous else "off")
+    return row

@@ -38,7 +38,7 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -191,6 +191,54 @@ def append_event(
     records: both commit or neither does.  The chain heads stay locked until
     that transaction ends, so keep it short.
     """
+    return append_events(session, [dict(kind=kind, actor=actor, session_id=session_id, booth_id=booth_id,
+                                        data=data, ts=ts)])[0]
+
+
+def append_events(session: Session, entries: Sequence[dict[str, Any]]) -> list[Event]:
+    """Append several events in order, each as `append_event` would; do not commit.
+
+    Each chain head is locked and written once for the whole batch and the rows are flushed
+    together, which is what makes a burst (thousands of booths coming back online) cheap.
+    Every entry is validated before anything is added, so a bad one leaves the log untouched.
+    """
+    prepared = [_prepared(**entry) for entry in entries]
+    head = lock_head(session, GLOBAL_CHAIN)
+    session_heads: dict[str, ChainHead] = {}
+    events: list[Event] = []
+    for kind, actor, session_id, booth_id, stored_data, stored_ts in prepared:
+        event = Event(seq=head.seq + 1, ts=stored_ts, kind=kind, actor=actor, session_id=session_id,
+                      booth_id=booth_id, data=stored_data, prev_hash=head.hash, hash="")
+        event.hash = chain_hash(event.prev_hash, global_fields(event))
+        head.seq, head.hash = event.seq, event.hash
+        if session_id is not None:
+            shead = session_heads.get(session_id)
+            if shead is None:
+                shead = session_heads[session_id] = lock_head(session, session_chain(session_id))
+            event.session_seq = shead.seq + 1
+            event.session_prev_hash = shead.hash
+            event.session_hash = chain_hash(shead.hash, session_fields(event))
+            shead.seq, shead.hash = event.session_seq, event.session_hash
+        events.append(event)
+    session.add(head)
+    session.add_all(session_heads.values())
+    session.add_all(events)
+    session.flush()
+    for event in events:
+        logger.debug("event %s seq=%d session=%s", event.kind, event.seq, event.session_id)
+    return events
+
+
+def _prepared(
+    *,
+    kind: str,
+    actor: str = "system",
+    session_id: str | None = None,
+    booth_id: int | None = None,
+    data: dict[str, Any] | None = None,
+    ts: datetime | None = None,
+) -> tuple[str, str, str | None, int | None, dict[str, Any], datetime]:
+    """One event's fields validated, in the form that is stored and hashed."""
     if not kind or len(kind) > 48:
         raise ValidationError("invalid_event_kind", f"kind must be 1..48 chars: {kind!r}")
     if len(actor) > 64:
@@ -200,36 +248,7 @@ def append_event(
     # Store exactly what is hashed: round-trip the data through its canonical form
     # (dates become strings, tuples lists) and cut the timestamp to naive UTC.
     stored_data: dict[str, Any] = json.loads(canonical_json(data or {}))
-    stored_ts = _utc_naive(ts or datetime.now(timezone.utc))
-
-    head = lock_head(session, GLOBAL_CHAIN)
-    event = Event(
-        seq=head.seq + 1,
-        ts=stored_ts,
-        kind=kind,
-        actor=actor,
-        session_id=session_id,
-        booth_id=booth_id,
-        data=stored_data,
-        prev_hash=head.hash,
-        hash="",
-    )
-    event.hash = chain_hash(event.prev_hash, global_fields(event))
-    head.seq, head.hash = event.seq, event.hash
-    session.add(head)
-
-    if session_id is not None:
-        shead = lock_head(session, session_chain(session_id))
-        event.session_seq = shead.seq + 1
-        event.session_prev_hash = shead.hash
-        event.session_hash = chain_hash(shead.hash, session_fields(event))
-        shead.seq, shead.hash = event.session_seq, event.session_hash
-        session.add(shead)
-
-    session.add(event)
-    session.flush()
-    logger.debug("event %s seq=%d session=%s", kind, event.seq, session_id)
-    return event
+    return kind, actor, session_id, booth_id, stored_data, _utc_naive(ts or datetime.now(timezone.utc))
 
 
 def record(engine: Engine, **kwargs: Any) -> Event:

@@ -321,3 +321,19 @@ class ChainHead(SQLModel, table=True):
     chain: str = Field(primary_key=True, max_length=48)
     seq: int = 0
     hash: str = Field(max_length=64)
+
+
+class AlertRule(SQLModel, table=True):
+    """电子监察 rules: the global defaults (scope "*") and per-item overrides (scope = item code).
+
+    A None field of an override inherits the global value, so an override names only what
+    differs.  Admins change rows at run time (see `records.alerts.set_rules`); the deadline
+    sweep and the rating path read them on every use, so no restart is needed.
+    """
+
+    scope: str = Field(primary_key=True, max_length=32)
+    yellow_days: int | None = None  # yellow when the deadline is within N working days
+    red_enabled: bool | None = None  # red once the deadline has passed
+    blue_max_level: int | None = None  # blue on a rating <= this level (0: never)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    updated_by: int | None = Field(default=None, foreign_key="user.id")

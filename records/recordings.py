@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import logging
 import math
-from datetime import datetime, timezone
 
 from sqlmodel import Session, col, select
 
 from records.errors import NotFoundError, ValidationError
-from records.events import append_event, lock_log
+from records.events import append_event
 from records.models import CallSession, Recording
 from records.storage import FileStore
 
@@ -66,20 +65,3 @@ def list_recordings(session: Session, session_id: str, *, include_purged: bool =
     if not include_purged:
         stmt = stmt.where(col(Recording.purged_at).is_(None))
     return list(session.exec(stmt.order_by(col(Recording.id))))
-
-
-def purge_recording(session: Session, store: FileStore, recording_id: int, *, actor: str, reason: str) -> Recording:
-    """Delete a recording's file at the end of retention; the row and its hash stay; event `recording.purged`."""
-    if not reason.strip():
-        raise ValidationError("reason_required", "purging a recording needs a reason")
-    lock_log(session)
-    recording = session.get(Recording, recording_id, populate_existing=True)
-    if recording is None or recording.purged_at is not None:
-        raise NotFoundError("recording_not_found", f"no unpurged recording {recording_id}")
-    recording.purged_at = datetime.now(timezone.utc)
-    session.add(recording)
-    append_event(session, kind="recording.purged", actor=actor, session_id=recording.session_id,
-                 data={"recording_id": recording.id, "path": recording.path, "reason": reason})
-    session.flush()
-    store.delete(recording.path)  # after the row change is flushed: a failed flush keeps the file
-    return recording

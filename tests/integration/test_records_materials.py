@@ -11,6 +11,7 @@ from sqlmodel import Session
 from records import calls, materials, recordings
 from records.errors import NotFoundError, UnsafePathError, ValidationError
 from records.events import list_events
+from records.retention import mark_recording_purged
 from records.storage import FileStore
 from tests.records_factories import seed
 
@@ -109,8 +110,9 @@ def test_recording_registration_hashes_the_file_on_disk(records_engine, call_env
         with pytest.raises(UnsafePathError):
             recordings.add_recording(session, store, session_id=ids["call_id"], track="x",
                                      path="../../etc/passwd", codec="VP8", duration_s=1)
-        recordings.purge_recording(session, store, rec.id, actor="system", reason="retention 180 days")
+        mark_recording_purged(session, rec.id, actor="system", reason="retention 180 days")
         session.commit()
+        store.delete(relpath)  # after the commit, as `records.retention.purge` does
         assert recordings.list_recordings(session, ids["call_id"]) == []
         assert not track.exists()
         kinds = [e.kind for e in list_events(session, session_id=ids["call_id"])]

@@ -9,6 +9,7 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from records import calls, materials, printjobs
+from records.retention import purge_material
 from records.storage import FileStore
 from records.verify import verify_all
 from tests.records_factories import seed
@@ -70,9 +71,10 @@ def test_purged_material_is_not_checked(records_engine, tmp_path):
     store = FileStore(tmp_path / "store")
     mats = populate(records_engine, store)
     mid, path = mats[0]
-    store.absolute(path).unlink()
-    with records_engine.begin() as conn:
-        conn.execute(text("UPDATE material SET purged_at = CURRENT_TIMESTAMP WHERE id = :id"), {"id": mid})
+    with Session(records_engine) as session:
+        purge_material(session, mid, actor="system", reason="retention test")
+        session.commit()
+    store.delete(path)
     report = run(records_engine, store)
     assert report.ok and report.checked_files == 3
 
