@@ -21,6 +21,7 @@ from cloudseat import health
 from cloudseat.settings import Settings, ensure_secret_key
 from cloudseat.templating import make_templates
 from records.db import create_schema, make_engine
+from records.privacy import IdCardVault
 from records.storage import FileStore
 from seat import routes as seat_routes
 from signaling.access import EVERYONE, guarded_route
@@ -31,6 +32,7 @@ from signaling.endpoints import socket_routes
 from signaling.ledger import Ledger
 from signaling.media_flow import MediaFlow
 from signaling.ratelimit import SlidingWindowLimiter
+from signaling.supervision_sweep import start_alert_sweeps, stop_alert_sweeps
 from signaling.switchboard import Switchboard, SwitchboardConfig
 
 logger = logging.getLogger(__name__)
@@ -89,12 +91,14 @@ def create_app(settings: Settings) -> Starlette:
         create_schema(engine)
         app.state.engine = engine
         app.state.store = FileStore(settings.data_dir / "files")
+        app.state.id_cards = IdCardVault()  # full ID numbers of live calls, in memory only
         app.state.bus = make_bus(settings)
         app.state.switchboard = Switchboard(app.state.bus, Ledger(engine), switchboard_config(settings))
         await app.state.switchboard.start()
         # Recovers the rooms a crash left before the node takes calls, then opens a room per accepted call.
         app.state.media = MediaFlow(app.state.switchboard, make_media_hub(settings), app.state.store)
         await app.state.media.start()
+        app.state.alert_sweeps = start_alert_sweeps(app.state)  # 电子监察: yellow/red deadline alerts
         logger.info(
             "cloudseat node %s ready: database %s, %s",
             settings.node_id,
@@ -104,6 +108,7 @@ def create_app(settings: Settings) -> Starlette:
         try:
             yield
         finally:
+            await stop_alert_sweeps(app.state.alert_sweeps)
             await app.state.switchboard.stop()
             await app.state.media.stop()  # open rooms close: their recordings are finished and registered
             await app.state.bus.close()

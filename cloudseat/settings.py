@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 ENV_PREFIX = "CLOUDSEAT_"
 SECRET_KEY_FILE = "secret_key"
+MAX_RETENTION_DAYS = 36_500  # a century: anything longer is a typo, not a policy
 
 
 class SettingsError(ValueError):
@@ -74,6 +75,14 @@ class Settings:
     redis_prefix: str = "cloudseat:"
     timezone: str = "Asia/Shanghai"
     log_level: str = "INFO"
+    # Retention (`cloudseat purge`), counted in days from the end of the call.  Recordings: 180
+    # days, the six months service-hall rules commonly require video of window service to be
+    # kept; long enough for a complaint (差评) or an appeal to be raised and reviewed.  Materials:
+    # 3650 days, ten years, the shortest common retention period of case files; they are the
+    # evidence of a decision and outlive the recording of the conversation.  Set both to local
+    # archive rules; a case under legal hold keeps everything whatever these say.
+    retention_recordings_days: int = 180
+    retention_materials_days: int = 3650
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -95,6 +104,10 @@ class Settings:
             raise SettingsError("CLOUDSEAT_RECONNECT_GRACE_S: must be between 0 and 3600 seconds")
         if self.secret_key is not None and len(self.secret_key) < 32:
             raise SettingsError("CLOUDSEAT_SECRET_KEY: must be at least 32 characters")
+        for var, days in (("CLOUDSEAT_RETENTION_RECORDINGS_DAYS", self.retention_recordings_days),
+                          ("CLOUDSEAT_RETENTION_MATERIALS_DAYS", self.retention_materials_days)):
+            if not 1 <= days <= MAX_RETENTION_DAYS:
+                raise SettingsError(f"{var}: must be between 1 and {MAX_RETENTION_DAYS} days")
 
     @property
     def origins(self) -> frozenset[str]:
@@ -149,6 +162,10 @@ class Settings:
             kwargs["redis_prefix"] = v
         if (v := get("TIMEZONE")) is not None:
             kwargs["timezone"] = _check_timezone(v)
+        if (v := get("RETENTION_RECORDINGS_DAYS")) is not None:
+            kwargs["retention_recordings_days"] = _parse_int("RETENTION_RECORDINGS_DAYS", v)
+        if (v := get("RETENTION_MATERIALS_DAYS")) is not None:
+            kwargs["retention_materials_days"] = _parse_int("RETENTION_MATERIALS_DAYS", v)
         if (v := get("LOG_LEVEL")) is not None:
             if v.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
                 raise SettingsError("CLOUDSEAT_LOG_LEVEL: must be DEBUG, INFO, WARNING or ERROR")

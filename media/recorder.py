@@ -22,8 +22,12 @@ frames, of when each frame's first packet reached the hub
 lags by a frame interval (333 ms on a 3 fps document camera, 67 ms on a 15 fps
 face camera) and would skew tracks of different frame rates apart.  So the
 first frames are held for up to `ANCHOR_HOLD_S` before the file opens.  The
-anchor moves only if RTP and arrival disagree by more than `RESYNC_MS` (a
-publisher restart), and timestamps are always strictly increasing.
+anchor moves if RTP and arrival disagree by more than `RESYNC_MS` (a
+publisher restart), or earlier when a frame arrives more than `EARLY_MS`
+before the anchor says it was sent: the first frames were held up (a busy
+start delays them all alike, so their median is late too) and the least
+delayed arrivals are the truer clock.  Timestamps are always strictly
+increasing.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ logger = logging.getLogger(__name__)
 
 MS_TIME_BASE = fractions.Fraction(1, 1000)
 RESYNC_MS = 2000.0
+EARLY_MS = 80.0  # arrival this much before the anchor's prediction moves it (above network jitter)
 ANCHOR_SAMPLES = 3  # first-packet arrivals to take the median of
 ANCHOR_HOLD_S = 1.5  # longest the first frames wait for those samples
 PARTIAL_SUFFIX = ".partial.json"
@@ -282,6 +287,11 @@ class TrackRecorder:
         media_ms = anchor_ms + (frame.timestamp - anchor_ts) * 1000.0 / frame.clock_rate
         if abs(media_ms - observed) > RESYNC_MS:
             logger.warning("%s: RTP clock and arrival differ by %.0f ms; re-anchoring", self.path, media_ms - observed)
+            self._anchor = (observed, frame.timestamp)
+            media_ms = observed
+        elif media_ms - observed > EARLY_MS:
+            logger.info("%s: a frame arrived %.0f ms before the anchor's time; anchoring earlier",
+                        self.path, media_ms - observed)
             self._anchor = (observed, frame.timestamp)
             media_ms = observed
         pts = max(0, round(media_ms))

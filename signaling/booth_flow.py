@@ -20,7 +20,7 @@ from signaling.connection import Connection
 from signaling import media_flow
 from signaling.protocol import AppointmentBook, CallCancel, CallRequest, ChatSend, DeviceStatus, Message, RtcOffer, push
 from signaling.service_hours import ServiceHours, is_open, next_opening, parse_service_hours
-from signaling.switchboard import Refused, Switchboard
+from signaling.switchboard import LiveCall, Refused, Switchboard
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,8 @@ async def attach(sb: Switchboard, conn: Connection) -> None:
     live = open_call is not None and open_call.status is CallStatus.ACTIVE
     if live and open_call is not None:
         sb.booth_calls[booth_id] = open_call.id
+        if open_call.clerk_id is not None:
+            sb.booth_live[booth_id] = LiveCall(open_call.id, booth_id, open_call.clerk_id)
     status = "in_call" if live else "idle"
     await sb.set_booth_presence(booth_id, status)
     sb.ledger.note_booth_seen(booth_id, online=True)
@@ -85,6 +87,7 @@ async def detach(sb: Switchboard, conn: Connection) -> None:
     if not sb.unregister(conn):
         return
     booth_id = _booth_id(conn)
+    sb.booth_live.pop(booth_id, None)
     if not await sb.owns_presence("booth", str(booth_id)):
         sb.booth_calls.pop(booth_id, None)
         return  # it reconnected on another node, which carries on
@@ -173,9 +176,11 @@ async def call_cancel(sb: Switchboard, conn: Connection, msg: CallCancel) -> dic
     if call is None or call.booth_id != booth_id:
         raise Refused("call_not_found", "no such call for this booth")
     if call.status in (CallStatus.QUEUED, CallStatus.OFFERED):
+        # Forget it first: the reconcile loop puts a local booth's waiting call back in the queue
+        # when it finds it missing there, which it is for an instant while being abandoned.
+        sb.booth_calls.pop(booth_id, None)
         if not await sb.abandon(call, reason="cancelled", actor=conn.principal.actor):
             raise Refused("not_waiting", "the call is no longer waiting")
-        sb.booth_calls.pop(booth_id, None)
         await sb.set_booth_presence(booth_id, "idle")
         return {"call_id": call.id, "status": "abandoned"}
     if call.status is CallStatus.ACTIVE:
@@ -220,6 +225,10 @@ async def appointment_book(sb: Switchboard, conn: Connection, msg: AppointmentBo
 
 async def chat_send(sb: Switchboard, conn: Connection, msg: ChatSend) -> dict[str, Any]:
     booth_id = _booth_id(conn)
+    live = sb.booth_live.get(booth_id)
+    if live is not None and live.id == msg.call_id:  # the live call the booth was told of
+        await sb.relay_chat(live, sender="booth", actor=conn.principal.actor, text=msg.text)
+        return {}
     call = await sb.ledger.call(msg.call_id)
     if call is None or call.booth_id != booth_id or call.status is not CallStatus.ACTIVE:
         raise Refused("call_not_found", "no live call with that id for this booth")

@@ -78,6 +78,18 @@ class Offer:
             raise ValueError(f"deadline {self.deadline} must be after offered_at {self.offered_at}")
 
 
+@dataclass(frozen=True)
+class Dequeued:
+    """A call taken out of the queue, and the offer that was ringing for it then (if any).
+
+    Both come from the same atomic step: the clerk named is the one whose offer was withdrawn,
+    even when the call was re-offered an instant before (reading the offer first would race).
+    """
+
+    call: QueuedCall
+    offer: Offer | None
+
+
 # -- serialisation shared by the implementations (JSON floats round-trip exactly via repr) --
 
 
@@ -330,8 +342,11 @@ class Bus(ABC):
     # -- clerk routing state --
 
     @abstractmethod
-    async def set_clerk(self, clerk: ClerkState) -> None:
-        """Store a clerk's routing state; withdraws an offer the clerk holds (call stays queued)."""
+    async def set_clerk(self, clerk: ClerkState) -> str | None:
+        """Store a clerk's routing state; withdraws an offer the clerk holds (call stays queued).
+
+        Returns the id of the call whose offer was withdrawn, so the caller can log the release.
+        """
 
     @abstractmethod
     async def get_clerk(self, clerk_id: str) -> ClerkState | None:
@@ -348,11 +363,11 @@ class Bus(ABC):
         """Queue a call; if `call_id` is already queued, keep and return the stored call."""
 
     @abstractmethod
-    async def dequeue(self, call_id: str, reason: str) -> QueuedCall | None:
+    async def dequeue(self, call_id: str, reason: str) -> Dequeued | None:
         """Remove a queued call (resident hung up, appointment instead ...), withdrawing its offer.
 
-        Returns the call, or None when it was not queued. A clerk the call was ringing at goes
-        back to available.
+        Returns the call with the withdrawn offer, or None when it was not queued. A clerk the
+        call was ringing at goes back to available.
         """
 
     @abstractmethod

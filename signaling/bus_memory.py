@@ -17,6 +17,7 @@ from signaling.bus import (
     DEFAULT_OFFER_TIMEOUT_S,
     DEFAULT_ROUTE_ATTEMPTS,
     MISSED_OFFER,
+    Dequeued,
     Bus,
     Clock,
     NextStatus,
@@ -121,7 +122,7 @@ class MemoryBus(Bus):
 
     # -- clerks --
 
-    async def set_clerk(self, clerk: ClerkState) -> None:
+    async def set_clerk(self, clerk: ClerkState) -> str | None:
         check_settable(clerk)
         held = self._state.clerk_offer.pop(clerk.clerk_id, None)
         if held is not None:
@@ -130,6 +131,7 @@ class MemoryBus(Bus):
                 "clerk %s set to %s while ringing: offer of call %s withdrawn", clerk.clerk_id, clerk.status, held
             )
         self._state.clerks[clerk.clerk_id] = clerk
+        return held
 
     async def get_clerk(self, clerk_id: str) -> ClerkState | None:
         return self._state.clerks.get(check_id("clerk_id", clerk_id))
@@ -149,7 +151,7 @@ class MemoryBus(Bus):
         self._state.calls[call.call_id] = call
         return call
 
-    async def dequeue(self, call_id: str, reason: str) -> QueuedCall | None:
+    async def dequeue(self, call_id: str, reason: str) -> Dequeued | None:
         check_id("call_id", call_id)
         call = self._state.calls.pop(call_id, None)
         if call is None:
@@ -160,7 +162,7 @@ class MemoryBus(Bus):
             clerk = self._state.clerks[offer.clerk_id]
             self._state.clerks[offer.clerk_id] = replace(clerk, status="available")
         logger.info("call %s dequeued: %s", call_id, reason)
-        return call
+        return Dequeued(call, offer)
 
     async def list_queue(self) -> list[QueuedCall]:
         return sorted(self._state.calls.values(), key=call_sort_key)

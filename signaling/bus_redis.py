@@ -13,6 +13,8 @@ Redis Cluster: the scripts build clerk keys from the prefix):
 * ``offer_deadlines`` sorted set call_id -> deadline
 * ``clerks``         set of clerk ids; ``clerk:<id>`` hash with status, skills, regions,
   idle_since, not_ready_reason ('' for none) and offer (the call id it rings for, '' for none)
+* ``available``      sorted set clerk_id -> idle_since of the clerks that are available with no
+  offer: the routing script's index, kept by every script that changes a clerk's status
 * ``presence:<kind>:<id>`` presence JSON with a Redis TTL (a dead node's entries vanish),
   ``presence_idx:<kind>`` sorted set id -> expiry on the bus clock (lists, and lets tests
   drive expiry with an injected clock)
@@ -42,6 +44,7 @@ from signaling.bus import (
     DEFAULT_OFFER_TIMEOUT_S,
     DEFAULT_ROUTE_ATTEMPTS,
     MISSED_OFFER,
+    Dequeued,
     Bus,
     Clock,
     NextStatus,
@@ -72,6 +75,8 @@ _LISTEN_BACKOFF_S = 0.5
 # Priority bands are this far apart in the queue score; enqueued_at must stay below it.
 _PRIORITY_BAND = 1e10
 _MAX_PRIORITY = 2
+# Queued calls the routing script reads at a time, in routing order.
+ROUTE_PAGE = 64
 
 
 def queue_score(call: QueuedCall) -> float:
@@ -95,26 +100,29 @@ redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 return ARGV[3]
 """
 
-# KEYS: queue, calls, offers, offer_deadlines. ARGV: call_id, clerk key prefix.
-# Returns the call JSON or false; a clerk the call was ringing at goes back to available.
+# KEYS: queue, calls, offers, offer_deadlines, available. ARGV: call_id, clerk key prefix.
+# Returns {call JSON, withdrawn offer JSON or ''} or false; a clerk the call was ringing at goes
+# back to available.
 _DEQUEUE = """
 local existing = redis.call('HGET', KEYS[2], ARGV[1])
 if not existing then return false end
 local offer = redis.call('HGET', KEYS[3], ARGV[1])
 if offer then
-  local clerk_key = ARGV[2] .. cjson.decode(offer)['clerk_id']
+  local clerk_id = cjson.decode(offer)['clerk_id']
+  local clerk_key = ARGV[2] .. clerk_id
   if redis.call('HGET', clerk_key, 'offer') == ARGV[1] then
     redis.call('HSET', clerk_key, 'status', 'available', 'offer', '')
+    redis.call('ZADD', KEYS[5], redis.call('HGET', clerk_key, 'idle_since'), clerk_id)
   end
   redis.call('HDEL', KEYS[3], ARGV[1])
   redis.call('ZREM', KEYS[4], ARGV[1])
 end
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[1], ARGV[1])
-return existing
+return {existing, offer or ''}
 """
 
-# KEYS: queue, offers, offer_deadlines, clerk key. ARGV: call_id, offer_json, deadline.
+# KEYS: queue, offers, offer_deadlines, clerk key, available. ARGV: call_id, offer_json, deadline, clerk_id.
 _OFFER = """
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
 if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
@@ -124,14 +132,18 @@ if clerk[2] and clerk[2] ~= '' then return 0 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
 redis.call('HSET', KEYS[4], 'status', 'ringing', 'offer', ARGV[1], 'not_ready_reason', '')
+redis.call('ZREM', KEYS[5], ARGV[4])
 return 1
 """
 
-# KEYS: queue, calls, offers, offer_deadlines, clerk key. ARGV: call_id, now.
+# KEYS: queue, calls, offers, offer_deadlines, clerk key. ARGV: call_id, now, clerk_id.
+# The standing offer must be this clerk's too (a stale `offer` field never takes another's call).
 _ACCEPT = """
 if redis.call('HGET', KEYS[5], 'offer') ~= ARGV[1] then return false end
 local deadline = redis.call('ZSCORE', KEYS[4], ARGV[1])
-if not deadline or redis.call('HEXISTS', KEYS[3], ARGV[1]) == 0 then return false end
+local held = redis.call('HGET', KEYS[3], ARGV[1])
+if not deadline or not held then return false end
+if cjson.decode(held)['clerk_id'] ~= ARGV[3] then return false end
 if tonumber(deadline) <= tonumber(ARGV[2]) then return false end
 local call = redis.call('HGET', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
@@ -142,21 +154,24 @@ redis.call('HSET', KEYS[5], 'status', 'in_call', 'offer', '', 'not_ready_reason'
 return call
 """
 
-# KEYS: offers, offer_deadlines, clerk key. ARGV: call_id, next_status, reason, now.
+# KEYS: offers, offer_deadlines, clerk key, available. ARGV: call_id, next_status, reason, now, clerk_id.
 _DECLINE = """
 if redis.call('HGET', KEYS[3], 'offer') ~= ARGV[1] then return 0 end
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+local held = redis.call('HGET', KEYS[1], ARGV[1])
+if not held or cjson.decode(held)['clerk_id'] ~= ARGV[5] then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 if ARGV[2] == 'available' then
   redis.call('HSET', KEYS[3], 'status', 'available', 'offer', '', 'not_ready_reason', '', 'idle_since', ARGV[4])
+  redis.call('ZADD', KEYS[4], ARGV[4], ARGV[5])
 else
   redis.call('HSET', KEYS[3], 'status', 'not_ready', 'offer', '', 'not_ready_reason', ARGV[3])
+  redis.call('ZREM', KEYS[4], ARGV[5])
 end
 return 1
 """
 
-# KEYS: offers, offer_deadlines. ARGV: now, clerk key prefix, reason. Returns expired offer JSONs.
+# KEYS: offers, offer_deadlines, available. ARGV: now, clerk key prefix, reason. Returns expired offer JSONs.
 _EXPIRE = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
 local expired = {}
@@ -165,9 +180,11 @@ for _, id in ipairs(ids) do
   local offer = redis.call('HGET', KEYS[1], id)
   if offer then
     redis.call('HDEL', KEYS[1], id)
-    local clerk_key = ARGV[2] .. cjson.decode(offer)['clerk_id']
+    local clerk_id = cjson.decode(offer)['clerk_id']
+    local clerk_key = ARGV[2] .. clerk_id
     if redis.call('HGET', clerk_key, 'offer') == id then
       redis.call('HSET', clerk_key, 'status', 'not_ready', 'offer', '', 'not_ready_reason', ARGV[3])
+      redis.call('ZREM', KEYS[3], clerk_id)
     end
     table.insert(expired, offer)
   end
@@ -175,7 +192,7 @@ end
 return expired
 """
 
-# KEYS: clerk key, clerks, offers, offer_deadlines.
+# KEYS: clerk key, clerks, offers, offer_deadlines, available.
 # ARGV: clerk_id, status, skills_json, regions_json, idle_since, not_ready_reason.
 # Returns the call id of a withdrawn offer or ''.
 _SET_CLERK = """
@@ -189,7 +206,77 @@ end
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'skills', ARGV[3], 'regions', ARGV[4],
   'idle_since', ARGV[5], 'not_ready_reason', ARGV[6], 'offer', '')
 redis.call('SADD', KEYS[2], ARGV[1])
+if ARGV[2] == 'available' then
+  redis.call('ZADD', KEYS[5], ARGV[5], ARGV[1])
+else
+  redis.call('ZREM', KEYS[5], ARGV[1])
+end
 return held
+"""
+
+# The whole of `route_once` in one script: snapshot, policy and offer are one atomic step, so no
+# node loses a race and the cost does not grow with the queue (it is read a page at a time, in
+# routing order, and usually the first call is served).  The policy is `signaling.routing`'s,
+# transcribed: available clerks without an offer (the ``available`` index, each re-checked),
+# longest idle first (ties by id, as Redis orders equal scores); the first call
+# in queue order, not already offered, with an eligible clerk (preferred clerk, skill, region or
+# cross-region).  The bus contract tests run the same cases against this and the Python policy.
+# KEYS: queue, calls, offers, offer_deadlines, available.
+# ARGV: clerk key prefix, offered_at ('' = Redis TIME), deadline ('' = offered_at + timeout), timeout, page size.
+# Returns the offer JSON or false.
+_ROUTE = """
+local idle_order = redis.call('ZRANGE', KEYS[5], 0, -1)
+if #idle_order == 0 then return false end
+local clerks = {}
+local function clerk_at(i)
+  local clerk = clerks[i]
+  if clerk == nil then
+    local id = idle_order[i]
+    local h = redis.call('HMGET', ARGV[1] .. id, 'status', 'offer', 'skills', 'regions')
+    clerk = false
+    if h[1] == 'available' and (not h[2] or h[2] == '') then
+      clerk = {id = id, skills = {}, regions = {}}
+      for _, v in ipairs(cjson.decode(h[3])) do clerk.skills[v] = true end
+      for _, v in ipairs(cjson.decode(h[4])) do clerk.regions[v] = true end
+    end
+    clerks[i] = clerk
+  end
+  return clerk
+end
+local page = tonumber(ARGV[5])
+local start = 0
+while true do
+  local ids = redis.call('ZRANGE', KEYS[1], start, start + page - 1)
+  if #ids == 0 then return false end
+  for _, call_id in ipairs(ids) do
+    local text = redis.call('HGET', KEYS[2], call_id)
+    if text and redis.call('HEXISTS', KEYS[3], call_id) == 0 then
+      local call = cjson.decode(text)
+      local pinned = call['preferred_clerk']
+      if pinned == cjson.null then pinned = nil end
+      for i = 1, #idle_order do
+        local clerk = clerk_at(i)
+        if clerk and (pinned == nil or pinned == clerk.id) and clerk.skills[call['skill']]
+            and (call['cross_region_allowed'] or clerk.regions[call['region']]) then
+          local at, deadline = ARGV[2], ARGV[3]
+          if at == '' then
+            local t = redis.call('TIME')
+            at = string.format('%d.%06d', t[1], t[2])
+            deadline = string.format('%.6f', tonumber(at) + tonumber(ARGV[4]))
+          end
+          local offer = '{"call_id": ' .. cjson.encode(call_id) .. ', "clerk_id": ' .. cjson.encode(clerk.id)
+            .. ', "offered_at": ' .. at .. ', "deadline": ' .. deadline .. '}'
+          redis.call('HSET', KEYS[3], call_id, offer)
+          redis.call('ZADD', KEYS[4], deadline, call_id)
+          redis.call('HSET', ARGV[1] .. clerk.id, 'status', 'ringing', 'offer', call_id, 'not_ready_reason', '')
+          redis.call('ZREM', KEYS[5], clerk.id)
+          return offer
+        end
+      end
+    end
+  end
+  start = start + page
+end
 """
 
 # KEYS: presence key, presence index. ARGV: id, now, new expiry, ttl_ms.
@@ -272,6 +359,9 @@ class RedisBus(Bus):
         self._expire = self._redis.register_script(_EXPIRE)
         self._set_clerk = self._redis.register_script(_SET_CLERK)
         self._touch = self._redis.register_script(_TOUCH)
+        self._route = self._redis.register_script(_ROUTE)
+        # With the wall clock, offers take Redis' TIME inside the routing script (see route_once).
+        self._wall_clock = clock is None
         self._pubsub: Any = None  # redis.asyncio.client.PubSub, created on first subscribe
         self._listener: asyncio.Task[None] | None = None
         self._sub_lock = asyncio.Lock()
@@ -357,14 +447,16 @@ class RedisBus(Bus):
 
     # -- clerks --
 
-    async def set_clerk(self, clerk: ClerkState) -> None:
+    async def set_clerk(self, clerk: ClerkState) -> str | None:
         check_settable(clerk)
-        keys = [self._clerk_key(clerk.clerk_id), self._key("clerks"), self._key("offers"), self._key("offer_deadlines")]
+        keys = [self._clerk_key(clerk.clerk_id), self._key("clerks"), self._key("offers"), self._key("offer_deadlines"),
+                self._key("available")]
         held = await self._set_clerk(keys=keys, args=[clerk.clerk_id, *_clerk_fields(clerk)])
         if held:
             logger.info(
                 "clerk %s set to %s while ringing: offer of call %s withdrawn", clerk.clerk_id, clerk.status, held
             )
+        return held or None
 
     async def get_clerk(self, clerk_id: str) -> ClerkState | None:
         check_id("clerk_id", clerk_id)
@@ -391,13 +483,15 @@ class RedisBus(Bus):
         )
         return call_from_json(stored)
 
-    async def dequeue(self, call_id: str, reason: str) -> QueuedCall | None:
+    async def dequeue(self, call_id: str, reason: str) -> Dequeued | None:
         check_id("call_id", call_id)
-        stored = await self._dequeue(keys=self._queue_keys(), args=[call_id, self._key("clerk:")])
+        stored = await self._dequeue(keys=[*self._queue_keys(), self._key("available")],
+                                     args=[call_id, self._key("clerk:")])
         if stored is None:
             return None
         logger.info("call %s dequeued: %s", call_id, reason)
-        return call_from_json(stored)
+        call_text, offer_text = stored
+        return Dequeued(call_from_json(call_text), offer_from_json(offer_text) if offer_text else None)
 
     async def list_queue(self) -> list[QueuedCall]:
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -416,15 +510,16 @@ class RedisBus(Bus):
         self, call_id: str, clerk_id: str, timeout_s: float | None = None, *, now: float | None = None
     ) -> Offer | None:
         made = self._offer_for(call_id, clerk_id, timeout_s, now)
-        keys = [self._key("queue"), self._key("offers"), self._key("offer_deadlines"), self._clerk_key(clerk_id)]
-        ok = await self._offer(keys=keys, args=[call_id, offer_to_json(made), made.deadline])
+        keys = [self._key("queue"), self._key("offers"), self._key("offer_deadlines"), self._clerk_key(clerk_id),
+                self._key("available")]
+        ok = await self._offer(keys=keys, args=[call_id, offer_to_json(made), made.deadline, clerk_id])
         return made if ok else None
 
     async def accept_offer(self, call_id: str, clerk_id: str, *, now: float | None = None) -> QueuedCall | None:
         check_id("call_id", call_id)
         check_id("clerk_id", clerk_id)
         keys = [*self._queue_keys(), self._clerk_key(clerk_id)]
-        stored = await self._accept(keys=keys, args=[call_id, self.now(now)])
+        stored = await self._accept(keys=keys, args=[call_id, self.now(now), clerk_id])
         return None if stored is None else call_from_json(stored)
 
     async def decline_offer(
@@ -440,14 +535,14 @@ class RedisBus(Bus):
         check_id("clerk_id", clerk_id)
         check_id("reason", reason)
         status = check_next_status(next_status)
-        keys = [self._key("offers"), self._key("offer_deadlines"), self._clerk_key(clerk_id)]
-        done = bool(await self._decline(keys=keys, args=[call_id, status, reason, self.now(now)]))
+        keys = [self._key("offers"), self._key("offer_deadlines"), self._clerk_key(clerk_id), self._key("available")]
+        done = bool(await self._decline(keys=keys, args=[call_id, status, reason, self.now(now), clerk_id]))
         if done:
             logger.info("clerk %s declined call %s: %s", clerk_id, call_id, reason)
         return done
 
     async def expire_offers(self, now: float | None = None) -> list[Offer]:
-        keys = [self._key("offers"), self._key("offer_deadlines")]
+        keys = [self._key("offers"), self._key("offer_deadlines"), self._key("available")]
         texts = await self._expire(keys=keys, args=[self.now(now), self._key("clerk:"), MISSED_OFFER])
         expired = sorted((offer_from_json(t) for t in texts), key=lambda o: (o.deadline, o.call_id))
         for offer in expired:
@@ -460,6 +555,28 @@ class RedisBus(Bus):
 
     async def list_offers(self) -> list[Offer]:
         return [offer_from_json(t) for t in await self._redis.hvals(self._key("offers"))]
+
+    async def route_once(self, now: float | None = None, *, timeout_s: float | None = None) -> Offer | None:
+        """`Bus.route_once` as one Lua script (`_ROUTE`): same policy, no race to retry.
+
+        On the wall clock the offer's time is Redis' TIME when the script runs, so it is later than
+        any release the script's snapshot already reflects (releases read their clock before
+        acting): offer intervals in the event log never overlap.  An injected clock (tests) or an
+        explicit `now` is used as given.
+        """
+        timeout = self._offer_timeout_s if timeout_s is None else check_ttl("timeout_s", timeout_s)
+        if now is None and self._wall_clock:
+            at, deadline = "", ""
+        else:
+            at_s = self.now(now)
+            at, deadline = repr(at_s), repr(at_s + timeout)
+        keys = [*self._queue_keys(), self._key("available")]
+        text = await self._route(keys=keys, args=[self._key("clerk:"), at, deadline, repr(timeout), ROUTE_PAGE])
+        if text is None:
+            return None
+        offer = offer_from_json(text)
+        logger.info("offered call %s to clerk %s", offer.call_id, offer.clerk_id)
+        return offer
 
     # -- pub/sub --
 

@@ -7,8 +7,10 @@ every API answers errors in the same `{"error": {"code", "message"}}` shape.
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
@@ -55,3 +57,34 @@ async def transact(request: Request, work: Callable[[Session], T]) -> T:
             return result
 
     return await run_in_threadpool(job)
+
+
+async def json_object(request: Request, *, max_bytes: int, empty_ok: bool = False) -> dict[str, Any]:
+    """The request body as a JSON object: 413 `too_big` over `max_bytes`, 400 `bad_json` otherwise.
+
+    `empty_ok`: an empty body is `{}` (for actions whose fields are all optional).
+    """
+    raw = await request.body()
+    if len(raw) > max_bytes:
+        raise ApiError(413, "too_big", f"body larger than {max_bytes} bytes")
+    if not raw and empty_ok:
+        return {}
+    try:
+        body = json.loads(raw) if raw else None
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_json", "the body must be a JSON object")
+    return body
+
+
+def uuid_param(request: Request, name: str = "call_id") -> str:
+    """A path parameter that must be a UUID in its canonical lowercase form (400 `invalid` otherwise)."""
+    raw = str(request.path_params[name])
+    try:
+        value = str(uuid.UUID(raw))
+    except ValueError:
+        raise ApiError(400, "invalid", f"{name} must be a UUID") from None
+    if value != raw:
+        raise ApiError(400, "invalid", f"{name} must be a lowercase UUID")
+    return value

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from records import calls as call_records
 from records.db import read_only
-from records.events import append_event
+from records.events import append_event, append_events
 from records.models import Appointment, Booth, CallSession, CallStatus, Region, ServiceItem, User, as_utc
 
 logger = logging.getLogger(__name__)
@@ -157,14 +157,18 @@ class Ledger:
             return
 
         def work(session: Session) -> None:
+            ids = sorted({booth_id for booth_id, _, _ in batch})
+            booths = {b.id: b for b in session.exec(select(Booth).where(col(Booth.id).in_(ids)))}
+            entries = []
             for booth_id, online, at in batch:
-                booth = session.get(Booth, booth_id)
+                booth = booths.get(booth_id)
                 if booth is None:
                     continue
                 booth.last_seen_at = at
-                session.add(booth)
-                append_event(session, kind="booth.online" if online else "booth.offline",
-                             actor=f"booth:{booth_id}", booth_id=booth_id, data={}, ts=at)
+                entries.append(dict(kind="booth.online" if online else "booth.offline",
+                                    actor=f"booth:{booth_id}", booth_id=booth_id, data={}, ts=at))
+            session.add_all(booths.values())
+            append_events(session, entries)  # one chain-head lock and one flush for the batch
 
         try:
             await self.run(work)

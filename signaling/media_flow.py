@@ -10,8 +10,10 @@ names its file by a store path and `cloudseat verify` hashes it there.
 
 Who may offer: the booth of the call, the clerk serving it, and a supervisor
 who sent `monitor.join` first (a supervisor scoped to regions sees only their
-regions' calls).  A socket on another node than the call's media node gets
-the error `wrong_node` with the node to connect to.
+regions' calls).  The node holding the socket checks that; when the call's
+media node is another one, it relays the request there (`signaling.media_rpc`)
+and the client's media flows straight to that node's hub.  The media node
+re-checks that the call is live and hosted here before it touches its hub.
 
 What a track is (``face``, ``document``, ``camera``, ``audio``) comes from the
 offer's ``tracks`` (mid -> name) or from the m-line order; it names the
@@ -50,6 +52,7 @@ from records.models import CallSession, CallStatus
 from records.recordings import add_recording
 from records.storage import FileStore
 from signaling.connection import Connection
+from signaling.media_rpc import MediaNotice, MediaRequest, MediaRpc, new_request_id
 from signaling.protocol import (
     ROLE_BOOTH,
     ROLE_SEAT,
@@ -69,6 +72,7 @@ ROOM_FILE = "room.json"
 RECONCILE_S = 5.0
 BOOTH, CLERK, MONITOR_PREFIX = "booth", "clerk", "monitor-"
 _HUB_ROLES = {ROLE_BOOTH: Role.BOOTH, ROLE_SEAT: Role.CLERK, ROLE_SUPERVISOR: Role.MONITOR}
+_PROTOCOL_ROLES = {hub: protocol for protocol, hub in _HUB_ROLES.items()}
 # Track names in m-line order when an offer does not name them.
 _DEFAULT_TRACKS = {BOOTH: {"video": ("face", "document"), "audio": ("audio",)},
                    CLERK: {"video": ("camera",), "audio": ("audio",)}}
@@ -87,10 +91,19 @@ class CallRoom:
     region: str
     mids: dict[str, dict[str, str]] = field(default_factory=dict)  # participant -> mid -> track name
     names: dict[str, dict[str, str]] = field(default_factory=dict)  # participant -> track id -> track name
-    monitors: dict[int, Connection] = field(default_factory=dict)  # supervisor user id -> socket
+    # supervisor user id -> its socket here, or the id of the node holding it
+    monitors: dict[int, Connection | str] = field(default_factory=dict)
     offering: set[str] = field(default_factory=set)  # their `rtc.offer` ack carries the slots
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     closing: asyncio.Task[None] | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class RemoteMonitor:
+    """A supervisor socket here monitoring a call whose media lives on `node`."""
+
+    conn: Connection
+    node: str
 
 
 def participant_of(conn: Connection) -> str:
@@ -104,6 +117,21 @@ def participant_of(conn: Connection) -> str:
 def offered_mids(sdp: str) -> list[str]:
     """The mids of an SDP's m-lines, in order (a plain scan; the hub parses it properly)."""
     return _MID_LINE.findall(sdp)
+
+
+def named_mids(role: str, tracks: dict[str, str] | None, sdp: str) -> dict[str, str]:
+    """The offer's mid -> track name, checked against what `role` publishes and the SDP's m-lines."""
+    tracks = dict(tracks or {})
+    allowed = TRACKS_BY_ROLE[role]
+    for name in tracks.values():
+        if name not in allowed:
+            raise Refused("bad_track", f"{role} cannot publish a {name} track")
+    unknown = set(tracks) - set(offered_mids(sdp))
+    if unknown:
+        raise Refused("bad_track", f"tracks names m-lines the offer lacks: {', '.join(sorted(unknown))}")
+    if len(set(tracks.values())) != len(tracks):
+        raise Refused("bad_track", "each track name may be used once")
+    return tracks
 
 
 def recording_track(participant: str, name: str) -> str:
@@ -144,6 +172,9 @@ class MediaFlow:
         self._opening: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reconciler: asyncio.Task[None] | None = None
+        # (call id, supervisor user id) -> the socket here monitoring a call hosted elsewhere
+        self.remote_monitors: dict[tuple[str, int], RemoteMonitor] = {}
+        self.rpc = MediaRpc(sb.bus, sb.node_id, serve=self.serve_remote, notice=self.take_notice)
         hub.on_slots_changed = self._slots_changed
         hub.on_recording_finished = self._recording_finished
         hub.on_fallback_transcode = self._transcoding
@@ -151,15 +182,17 @@ class MediaFlow:
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
-        """Recover what a crash left, hook into the switchboard, start the live-call check."""
+        """Recover what a crash left, hook into the switchboard, answer other nodes, start the live-call check."""
         self.root.mkdir(parents=True, exist_ok=True)
         await self.recover()
         self.sb.on_call_connected = self.call_connected
         self.sb.on_call_ended = self.call_ended
+        await self.rpc.start()
         self._reconciler = asyncio.create_task(self._reconcile_loop(), name="media-reconcile")
 
     async def stop(self) -> None:
-        """Close every room (recordings finished and registered)."""
+        """Stop answering other nodes, close every room (recordings finished and registered)."""
+        await self.rpc.stop()
         if self._reconciler is not None:
             self._reconciler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -244,9 +277,9 @@ class MediaFlow:
             raise Refused("call_not_found", "no live call with that id")
         return call
 
-    def _check_node(self, call: CallSession) -> None:
-        if call.media_node not in (None, self.sb.node_id):
-            raise Refused("wrong_node", f"this call's media is on node {call.media_node}", node=call.media_node)
+    def _remote_node(self, call: CallSession) -> str | None:
+        """The call's media node when it is another one than this."""
+        return call.media_node if call.media_node not in (None, self.sb.node_id) else None
 
     def _check_party(self, conn: Connection, call: CallSession) -> None:
         p = conn.principal
@@ -257,16 +290,34 @@ class MediaFlow:
         if conn.role == ROLE_SUPERVISOR and p.regions and call.region_code not in p.regions:
             raise Refused("call_not_found", "no live call with that id in your regions")
 
+    def _request(self, op: str, call: CallSession, conn: Connection, **fields: Any) -> MediaRequest:
+        """What the media node needs to run `op` for this authorised socket, and nothing more."""
+        role = _HUB_ROLES[conn.role]
+        return MediaRequest(op=op, request_id=new_request_id(), origin=self.sb.node_id, call_id=call.id,
+                            participant=participant_of(conn), role=role.value,
+                            user_id=conn.principal.user_id if role is Role.MONITOR else None, **fields)
+
     async def rtc_offer(self, conn: Connection, msg: RtcOffer) -> dict[str, Any]:
         call = await self._live_call(msg.call_id)
         self._check_party(conn, call)
-        self._check_node(call)
-        participant = participant_of(conn)
+        mids = named_mids(conn.role, msg.tracks, msg.sdp)
+        user_id = conn.principal.user_id or 0
+        node = self._remote_node(call)
+        if node is not None:
+            if conn.role == ROLE_SUPERVISOR:
+                remote = self.remote_monitors.get((call.id, user_id))
+                if remote is None or remote.conn is not conn:
+                    raise Refused("not_monitoring", "send monitor.join for this call first")
+            return await self.rpc.request(node, self._request("rtc.offer", call, conn, sdp=msg.sdp, tracks=mids))
         if conn.role == ROLE_SUPERVISOR:
             room = self.rooms.get(call.id)
-            if room is None or room.monitors.get(conn.principal.user_id or 0) is not conn:
+            if room is None or room.monitors.get(user_id) is not conn:
                 raise Refused("not_monitoring", "send monitor.join for this call first")
-        mids = self._named_mids(conn.role, msg)
+        return await self._offer(call, participant_of(conn), _HUB_ROLES[conn.role], msg.sdp, mids)
+
+    async def _offer(self, call: CallSession, participant: str, role: Role, sdp: str,
+                     mids: dict[str, str]) -> dict[str, Any]:
+        """Connect `participant`'s peer to this node's hub (the party is already authorised)."""
         room = await self._room_for(call)
         async with room.lock:
             if room.closing is not None:
@@ -274,7 +325,7 @@ class MediaFlow:
             room.mids[participant] = mids
             room.offering.add(participant)
             try:
-                answer = await self.hub.handle_offer(call.id, participant, _HUB_ROLES[conn.role], msg.sdp)
+                answer = await self.hub.handle_offer(call.id, participant, role, sdp)
             except OfferRejected as exc:
                 raise Refused(exc.code, exc.message) from None
             except RoomClosed:
@@ -295,55 +346,112 @@ class MediaFlow:
         self._spawn(self._slots_changed(call.id, participant, self.hub.slots(call.id, participant)))
         return {"call_id": call.id, "sdp": answer, "slots": slots}
 
-    def _named_mids(self, role: str, msg: RtcOffer) -> dict[str, str]:
-        tracks = dict(msg.tracks or {})
-        allowed = TRACKS_BY_ROLE[role]
-        for mid, name in tracks.items():
-            if name not in allowed:
-                raise Refused("bad_track", f"{role} cannot publish a {name} track")
-        unknown = set(tracks) - set(offered_mids(msg.sdp))
-        if unknown:
-            raise Refused("bad_track", f"tracks names m-lines the offer lacks: {', '.join(sorted(unknown))}")
-        if len(set(tracks.values())) != len(tracks):
-            raise Refused("bad_track", "each track name may be used once")
-        return tracks
-
     async def monitor_join(self, conn: Connection, msg: MonitorJoin) -> dict[str, Any]:
         call = await self._live_call(msg.call_id)
         self._check_party(conn, call)
-        self._check_node(call)
         user_id = conn.principal.user_id or 0
+        node = self._remote_node(call)
+        if node is not None:
+            ack = await self.rpc.request(node, self._request("monitor.join", call, conn))
+            self.remote_monitors[(call.id, user_id)] = RemoteMonitor(conn, node)
+            return ack
+        return await self._join(call, user_id, conn, actor=conn.principal.actor)
+
+    async def _join(self, call: CallSession, user_id: int, where: Connection | str, *, actor: str) -> dict[str, Any]:
+        """Make `user_id` a monitor of the call's room here; `where` is its socket or the node holding it."""
         room = await self._room_for(call)
         async with room.lock:
             if room.closing is not None:
                 raise Refused("call_not_found", "the call is ending")
             known = room.monitors.get(user_id)
-            room.monitors[user_id] = conn
+            room.monitors[user_id] = where
         if known is None:
-            await self.sb.ledger.event("monitor.joined", actor=conn.principal.actor, session_id=call.id,
-                                       booth_id=call.booth_id, data={"user_id": user_id, "node": self.sb.node_id})
+            data: dict[str, Any] = {"user_id": user_id, "node": self.sb.node_id}
+            if isinstance(where, str):
+                data["via"] = where  # the node holding the supervisor's socket
+            await self.sb.ledger.event("monitor.joined", actor=actor, session_id=call.id,
+                                       booth_id=call.booth_id, data=data)
         return {"call_id": call.id, "media_node": self.sb.node_id, "tracks": self.publications_payload(room)}
 
     async def monitor_leave(self, conn: Connection, msg: MonitorLeave) -> dict[str, Any]:
-        room = self.rooms.get(msg.call_id)
         user_id = conn.principal.user_id or 0
+        remote = self.remote_monitors.pop((msg.call_id, user_id), None)
+        if remote is not None:
+            await self._leave_remote(remote, msg.call_id, reason="left")
+            return {"call_id": msg.call_id}
+        room = self.rooms.get(msg.call_id)
         if room is None or user_id not in room.monitors:
             raise Refused("not_monitoring", "you are not monitoring that call")
         async with room.lock:
             await self._monitor_left(room, user_id, reason="left")
         return {"call_id": msg.call_id}
 
+    async def _leave_remote(self, remote: RemoteMonitor, call_id: str, *, reason: str) -> None:
+        user_id = remote.conn.principal.user_id or 0
+        request = MediaRequest(op="monitor.leave", request_id=new_request_id(), origin=self.sb.node_id,
+                               call_id=call_id, participant=f"{MONITOR_PREFIX}{user_id}", role=Role.MONITOR.value,
+                               user_id=user_id, reason=reason)
+        await self.rpc.request(remote.node, request)
+
     async def supervisor_gone(self, conn: Connection) -> None:
-        """A supervisor's socket closed: end the monitors it held."""
+        """A supervisor's socket closed: end the monitors it held, here and on other media nodes."""
         user_id = conn.principal.user_id or 0
         for room in list(self.rooms.values()):
             if room.monitors.get(user_id) is conn and room.closing is None:
                 async with room.lock:
                     await self._monitor_left(room, user_id, reason="disconnected")
+        for key, remote in list(self.remote_monitors.items()):
+            if remote.conn is conn:
+                del self.remote_monitors[key]
+                try:
+                    await self._leave_remote(remote, key[0], reason="disconnected")
+                except Refused as exc:  # the call ended meanwhile, or its node is gone with its monitor
+                    logger.info("call %s: remote monitor of user %d not ended: %s", key[0], user_id, exc.code)
 
-    async def _monitor_left(self, room: CallRoom, user_id: int, *, reason: str) -> None:
-        if room.monitors.pop(user_id, None) is None:
+    # ------------------------------------------------------------------ requests from other nodes
+    async def serve_remote(self, request: MediaRequest) -> dict[str, Any]:
+        """Run a request another node authorised: only for a live call whose media is hosted here."""
+        user_id = request.user_id or 0
+        if request.op == "monitor.leave":
+            room = self.rooms.get(request.call_id)
+            if room is None or room.monitors.get(user_id) != request.origin:
+                raise Refused("not_monitoring", "you are not monitoring that call")
+            async with room.lock:
+                await self._monitor_left(room, user_id, reason=request.reason or "left", tell=False)
+            return {"call_id": request.call_id}
+        call = await self._live_call(request.call_id)
+        if call.media_node != self.sb.node_id:
+            raise Refused("media_unavailable", f"node {self.sb.node_id} does not host this call's media",
+                          node=self.sb.node_id)
+        if request.op == "monitor.join":
+            return await self._join(call, user_id, request.origin, actor=f"user:{user_id}")
+        role = Role(request.role)
+        if role is Role.MONITOR:
+            room = self.rooms.get(call.id)
+            if room is None or room.monitors.get(user_id) != request.origin:
+                raise Refused("not_monitoring", "send monitor.join for this call first")
+        assert request.sdp is not None  # MediaRequest checked it
+        mids = named_mids(_PROTOCOL_ROLES[role], request.tracks, request.sdp)
+        return await self._offer(call, request.participant, role, request.sdp, mids)
+
+    async def take_notice(self, notice: MediaNotice) -> None:
+        """A media node tells this node about one of its sockets' remote monitors."""
+        key = (notice.call_id, notice.user_id)
+        remote = self.remote_monitors.get(key)
+        if remote is None or remote.node != notice.origin:
             return
+        if notice.op == "monitor.slots":
+            remote.conn.send(push("rtc.slots", call_id=notice.call_id, slots=notice.slots))
+        else:
+            del self.remote_monitors[key]
+
+    async def _monitor_left(self, room: CallRoom, user_id: int, *, reason: str, tell: bool = True) -> None:
+        where = room.monitors.pop(user_id, None)
+        if where is None:
+            return
+        if isinstance(where, str) and tell:  # ended here (the call ended): its socket's node forgets it
+            await self.rpc.notify(where, MediaNotice(op="monitor.ended", origin=self.sb.node_id,
+                                                     call_id=room.call_id, user_id=user_id, reason=reason))
         await self.hub.remove_participant(room.call_id, f"{MONITOR_PREFIX}{user_id}", reason=reason)
         await self.sb.ledger.event("monitor.left", actor=f"user:{user_id}", session_id=room.call_id,
                                    booth_id=room.booth_id, data={"user_id": user_id, "reason": reason})
@@ -391,9 +499,18 @@ class MediaFlow:
         elif participant == CLERK and room.clerk_id is not None:
             await self.sb.deliver(f"clerk:{room.clerk_id}", message)
         elif participant.startswith(MONITOR_PREFIX):
-            conn = room.monitors.get(int(participant[len(MONITOR_PREFIX):]))
-            if conn is not None:
-                conn.send(message)
+            user_id = int(participant[len(MONITOR_PREFIX):])
+            where = room.monitors.get(user_id)
+            if isinstance(where, str):  # the supervisor's socket is on another node
+                try:
+                    notice = MediaNotice(op="monitor.slots", origin=self.sb.node_id, call_id=room_id,
+                                         user_id=user_id, slots=message["slots"])
+                except ValueError as exc:
+                    logger.error("call %s: slots of %s cannot be relayed: %s", room_id, participant, exc)
+                    return
+                await self.rpc.notify(where, notice)
+            elif where is not None:
+                where.send(message)
 
     def _save(self, room: CallRoom) -> None:
         """``room.json``: which call the directory belongs to and what each track is."""

@@ -10,6 +10,7 @@ import logging
 import time
 from typing import Any
 
+from records.errors import RecordsError
 from records.models import CallSession, CallStatus
 from signaling import media_flow
 from signaling.booth_flow import Handler
@@ -126,8 +127,14 @@ async def offer_accept(sb: Switchboard, conn: Connection, msg: OfferAccept) -> d
     queued = await sb.bus.accept_offer(msg.call_id, str(clerk_id), now=released_at)
     if queued is None:
         raise Refused("offer_gone", "the offer was withdrawn, expired or is not yours")
-    call = await sb.ledger.answered(msg.call_id, clerk_id, sb.node_id,
-                                    {"wait_s": round(released_at - queued.enqueued_at, 3), "at": released_at})
+    try:
+        call = await sb.ledger.answered(msg.call_id, clerk_id, sb.node_id,
+                                        {"wait_s": round(released_at - queued.enqueued_at, 3), "at": released_at})
+    except RecordsError:
+        # The resident hung up in the same instant and the abandonment was recorded first: the
+        # clerk, whom the bus already put in the call, is free again.
+        await sb.set_clerk_state(_state(conn, "available"), display_name=conn.principal.display_name)
+        raise Refused("offer_gone", "the resident hung up") from None
     await sb.bus.set_session_node(call.id, sb.node_id)
     conn.send(push("presence.state", status="in_call", reason=None))
     await sb.to_wall(push("wall.clerk", clerk_id=clerk_id, status="in_call", reason=None, since=time.time(),
@@ -159,6 +166,7 @@ async def offer_decline(sb: Switchboard, conn: Connection, msg: OfferDecline) ->
                           name=conn.principal.display_name))
     conn.send(push("presence.state", status="available", reason=None))
     sb.wake_router()
+    await sb.wall_queue(msg.call_id, None)  # the entry is no longer offered to this clerk
     return {"call_id": msg.call_id}
 
 
@@ -195,6 +203,8 @@ async def call_transfer(sb: Switchboard, conn: Connection, msg: CallTransfer) ->
                      priority=max(call.priority, PRIORITY_TRANSFERRED))
     await sb.set_clerk_state(_state(conn, "wrap_up"), display_name=conn.principal.display_name)
     await sb.deliver(f"booth:{call.booth_id}", push("call.transferring", call_id=call.id, to_skill=msg.to_skill))
+    await sb.to_wall(push("wall.call", call_id=call.id, status="ended", region=call.region_code,
+                          booth_id=call.booth_id))  # live with this clerk no more; the queue shows it again
     await sb.bus.clear_session_node(call.id)
     if sb.on_call_ended is not None:  # this clerk's media session ends; the next accept opens a new one
         await sb.on_call_ended(call.id)

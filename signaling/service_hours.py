@@ -283,3 +283,18 @@ def add_working_days(start: date, n: int, calendar: WorkCalendar) -> date:
                 raise ValueError("calendar has no working day within a year")
     return current
 
+
+def calendar_of(service_hours: Mapping[str, Any] | None, default_zone: str = DEFAULT_TIMEZONE, *,
+                region: str = "") -> tuple[ZoneInfo, WorkCalendar]:
+    """A region's time zone and working-day calendar from its service hours.
+
+    Plain Monday-Friday in `default_zone` where it has none, or where they are invalid (logged:
+    a deadline counted without holidays is better than no deadline at all).
+    """
+    if service_hours:
+        try:
+            hours = parse_service_hours(service_hours)
+            return hours.timezone, hours.calendar
+        except ValueError as exc:
+            logger.error("region %s has invalid service hours, counting Monday-Friday: %s", region, exc)
+    return ZoneInfo(default_zone), WorkCalendar()

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +32,7 @@ from records.errors import RecordsError
 from records.models import CallSession, CallStatus, as_utc
 from signaling.bus import Bus, Offer
 from signaling.connection import Connection, ConnectionLimits
-from signaling.ledger import Ledger
+from signaling.ledger import ItemInfo, Ledger
 from signaling.protocol import CLOSE_HEARTBEAT, CLOSE_REPLACED, push
 from signaling.routing import ClerkState, QueuedCall, estimate_wait
 
@@ -45,6 +45,48 @@ def node_channel(node_id: str) -> str:
     return f"node:{node_id}"
 
 
+def wall_visible(scope: Collection[str], message: dict[str, Any]) -> bool:
+    """Whether a supervisor scoped to `scope` (empty: every region) may get this wall push.
+
+    A push names its region (`region`: a booth's, a call's, an alert's) or, for a clerk,
+    the regions the clerk serves (`regions`).  A push that names neither concerns no region
+    a scoped supervisor could be shown, so only unscoped supervisors get it.
+    """
+    if not scope:
+        return True
+    region = message.get("region")
+    alert = message.get("alert")
+    if region is None and isinstance(alert, dict):
+        region = alert.get("region_code")
+    if isinstance(region, str):
+        return region in scope
+    regions = message.get("regions")
+    if isinstance(regions, list):
+        return any(r in scope for r in regions)
+    return False
+
+
+def queue_entry(call: QueuedCall, *, offered_to: str | None, booth_name: str, item: ItemInfo | None,
+                now: float) -> dict[str, Any]:
+    """One waiting call as the wall shows it (snapshot and `wall.queue` alike)."""
+    return {"call_id": call.call_id, "booth_id": int(call.booth_id), "booth_name": booth_name,
+            "region": call.region, "item_code": call.item_code,
+            "item_name_zh": item.name_zh if item else "", "item_name_en": item.name_en if item else "",
+            "skill": call.skill, "priority": call.priority, "enqueued_at": call.enqueued_at,
+            "waiting_s": round(now - call.enqueued_at, 1),
+            "offered_to": int(offered_to) if offered_to is not None else None}
+
+
+def live_call_entry(call: CallSession, *, booth_name: str, clerk_name: str,
+                    item: ItemInfo | None) -> dict[str, Any]:
+    """One live call as the wall shows it (snapshot and `wall.call` alike)."""
+    started = call.answered_at or call.queued_at
+    return {"call_id": call.id, "booth_id": call.booth_id, "booth_name": booth_name, "region": call.region_code,
+            "clerk_id": call.clerk_id, "clerk_name": clerk_name, "item_code": call.item_code,
+            "item_name_zh": item.name_zh if item else "", "item_name_en": item.name_en if item else "",
+            "started_at": as_utc(started).timestamp(), "media_node": call.media_node}
+
+
 class Refused(Exception):
     """A handler refuses a request; becomes an `error` reply with this stable code."""
 
@@ -53,6 +95,15 @@ class Refused(Exception):
         self.code = code
         self.message = message
         self.extra = extra
+
+
+@dataclass(frozen=True)
+class LiveCall:
+    """What relaying a chat line needs of a live call: who is on each end."""
+
+    id: str
+    booth_id: int
+    clerk_id: int
 
 
 @dataclass(frozen=True)
@@ -80,10 +131,17 @@ class Switchboard:
         self.clerks: dict[int, Connection] = {}
         self.supervisors: dict[int, set[Connection]] = {}
         self.booth_calls: dict[int, str] = {}  # local booth -> its open call
+        # local booth -> its live call, as the booth was told (`call.connected` ... `call.ended`):
+        # a booth's chat line is relayed without reading the call back from the database.
+        self.booth_live: dict[int, LiveCall] = {}
+        # clerk -> (status, since) from the `wall.clerk` pushes every node hears: time in state
+        # for the wall's snapshot, without a bus write per state change.
+        self.clerk_since: dict[int, tuple[str, float]] = {}
         self._last_position: dict[str, tuple[int, int | None]] = {}
         self._lost_since: dict[str, float] = {}
         self._handle_times: tuple[float, list[float]] = (0.0, [])
         self._wake = asyncio.Event()
+        self._wall_outbox: asyncio.Queue[Callable[[], Awaitable[dict[str, Any] | None]]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._subscriptions: list[Any] = []
         self.on_call_connected: Callable[[str], Awaitable[None]] | None = None
@@ -97,6 +155,7 @@ class Switchboard:
         self._tasks = [
             asyncio.create_task(self._listen_node(node_sub), name="switchboard-node"),
             asyncio.create_task(self._listen_wall(wall_sub), name="switchboard-wall"),
+            asyncio.create_task(self._wall_sender(), name="switchboard-wall-sender"),
             asyncio.create_task(self._router_loop(), name="switchboard-router"),
             asyncio.create_task(self._sweep_loop(), name="switchboard-sweep"),
         ]
@@ -214,16 +273,135 @@ class Switchboard:
         if mtype in ("call.ended", "call.abandoned"):
             if self.booth_calls.get(booth_id) == message.get("call_id"):
                 self.booth_calls.pop(booth_id, None)
+            self.booth_live.pop(booth_id, None)
             asyncio.get_running_loop().create_task(self.set_booth_presence(booth_id, "idle"))
         elif mtype == "call.connected":
-            self.booth_calls[booth_id] = str(message.get("call_id"))
+            call_id = str(message.get("call_id"))
+            self.booth_calls[booth_id] = call_id
+            clerk = message.get("clerk")
+            clerk_id = clerk.get("id") if isinstance(clerk, dict) else None
+            if isinstance(clerk_id, int):
+                self.booth_live[booth_id] = LiveCall(call_id, booth_id, clerk_id)
             asyncio.get_running_loop().create_task(self.set_booth_presence(booth_id, "in_call"))
         elif mtype == "call.transferring":
+            self.booth_live.pop(booth_id, None)
             asyncio.get_running_loop().create_task(self.set_booth_presence(booth_id, "queued"))
 
     async def to_wall(self, message: dict[str, Any]) -> None:
-        """Tell every supervisor on every node."""
-        await self.bus.publish(WALL_CHANNEL, message)
+        """Tell every supervisor on every node who may see it (see `wall_visible`).
+
+        Returns at once: the push is completed (names, the region fan-out filters on) and
+        published by this node's wall sender, in order, so no call step waits for the wall.
+        """
+        at = time.time()
+
+        async def ready() -> dict[str, Any]:
+            try:
+                return await self._wall_payload(message, at)
+            except Exception:  # noqa: BLE001 - sent as it is: without a region only unscoped supervisors get it
+                logger.exception("could not complete the wall push %s", message.get("type"))
+                return message
+
+        self._wall_soon(ready)
+
+    def _wall_soon(self, build: Callable[[], Awaitable[dict[str, Any] | None]]) -> None:
+        self._wall_outbox.put_nowait(build)
+
+    async def _wall_sender(self) -> None:
+        """Build and publish queued wall pushes one after the other (publication order is kept)."""
+        while True:
+            build = await self._wall_outbox.get()
+            try:
+                message = await build()
+                if message is not None:
+                    await self.bus.publish(WALL_CHANNEL, message)
+            except Exception:  # noqa: BLE001 - the wall is told best-effort (Redis away, records busy)
+                logger.exception("a wall push was dropped")
+
+    async def _wall_payload(self, message: dict[str, Any], at: float) -> dict[str, Any]:
+        out = dict(message)
+        mtype = out.get("type")
+        if mtype in ("wall.booth", "wall.devices") and "region" not in out:
+            state = out.get("state")
+            if isinstance(state, dict) and state.get("region"):
+                out["region"] = state["region"]
+                out.setdefault("name", state.get("name", ""))
+            else:
+                booth = await self.ledger.booth(int(out["booth_id"]))
+                if booth is not None:
+                    out["region"] = booth.region
+                    out.setdefault("name", booth.name)
+            if mtype == "wall.booth" and out.get("state") is None:
+                out["last_seen"] = at  # it went offline then
+        elif mtype == "wall.clerk" and "regions" not in out:
+            clerk = await self.bus.get_clerk(str(out["clerk_id"]))
+            out["regions"] = sorted(clerk.regions) if clerk else []
+            out["skills"] = sorted(clerk.skills) if clerk else []
+        elif mtype == "wall.call" and out.get("status") == "active" and "region" not in out:
+            call = await self.ledger.call(str(out["call_id"]))
+            if call is not None:
+                out.update(await self.wall_call_entry(call))
+        elif mtype == "call.invite" and "region" not in out:
+            call = await self.ledger.call(str(out["call_id"]))
+            if call is not None:
+                out.update(region=call.region_code, booth_id=call.booth_id)
+        elif mtype == "wall.alert" and "region" not in out:
+            alert = out.get("alert")
+            if isinstance(alert, dict) and isinstance(alert.get("region_code"), str):
+                out["region"] = alert["region_code"]
+        return out
+
+    async def wall_call_entry(self, call: CallSession) -> dict[str, Any]:
+        """`live_call_entry` with names from the (cached) records."""
+        booth = await self.ledger.booth(call.booth_id)
+        clerk = await self.ledger.clerk(call.clerk_id) if call.clerk_id is not None else None
+        return live_call_entry(call, booth_name=booth.name if booth else "",
+                               clerk_name=clerk.display_name if clerk else "",
+                               item=await self.ledger.item(call.item_code))
+
+    async def wall_queue(self, call_id: str, region: str | None, *, queued: QueuedCall | None = None,
+                         gone: bool = False) -> None:
+        """Tell the wall a waiting call changed: its entry, or `entry: null` once it left the queue.
+
+        The entry (without `queued`: the call itself) and its offer are read from the bus when
+        the push is sent, in order, so it says what holds then.  `region` None: the call's.
+        """
+
+        async def build() -> dict[str, Any] | None:
+            where = region
+            if where is None:
+                call = await self.ledger.call(call_id)
+                if call is None:
+                    return None
+                where = call.region_code
+            found = queued
+            if not gone and found is None:
+                found = next((q for q in await self.bus.list_queue() if q.call_id == call_id), None)
+            entry = None
+            if found is not None and not gone:
+                offer = await self.bus.get_offer(call_id)
+                booth = await self.ledger.booth(int(found.booth_id))
+                entry = queue_entry(found, offered_to=offer.clerk_id if offer else None,
+                                    booth_name=booth.name if booth else "",
+                                    item=await self.ledger.item(found.item_code), now=time.time())
+            return push("wall.queue", call_id=call_id, region=where, entry=entry)
+
+        self._wall_soon(build)
+
+    async def wall_clerk(self, clerk_id: int | str) -> None:
+        """Tell the wall a clerk's state as the bus holds it (after a release the bus decided)."""
+        at = time.time()
+
+        async def build() -> dict[str, Any] | None:
+            clerk = await self.bus.get_clerk(str(clerk_id))
+            if clerk is None:
+                return None
+            presence = await self.bus.get_presence("clerk", str(clerk_id)) or {}
+            return push("wall.clerk", clerk_id=int(clerk_id), status=clerk.status, reason=clerk.not_ready_reason,
+                        since=at, name=presence.get("name", ""), regions=sorted(clerk.regions),
+                        skills=sorted(clerk.skills))
+
+        self._wall_soon(build)
 
     async def _listen_node(self, sub: Any) -> None:
         async for envelope in sub:
@@ -238,9 +416,23 @@ class Switchboard:
 
     async def _listen_wall(self, sub: Any) -> None:
         async for message in sub:
+            self._note_clerk_since(message)
             for group in list(self.supervisors.values()):
                 for conn in list(group):
-                    conn.send(message)
+                    if wall_visible(conn.principal.regions, message):
+                        conn.send(message)
+
+    def _note_clerk_since(self, message: dict[str, Any]) -> None:
+        if message.get("type") != "wall.clerk":
+            return
+        try:
+            clerk_id, status, since = int(message["clerk_id"]), str(message["status"]), float(message["since"])
+        except (KeyError, TypeError, ValueError):
+            return
+        if status == "offline":
+            self.clerk_since.pop(clerk_id, None)
+        else:
+            self.clerk_since[clerk_id] = (status, since)
 
     # ------------------------------------------------------------------ presence
     async def set_booth_presence(self, booth_id: int, status: str, **extra: Any) -> None:
@@ -254,7 +446,10 @@ class Switchboard:
 
     async def set_clerk_state(self, clerk: ClerkState, *, display_name: str = "") -> None:
         """Store a clerk's routing state, tell the clerk and the wall."""
-        await self.bus.set_clerk(clerk)
+        released_at = time.time()
+        withdrawn = await self.bus.set_clerk(clerk)
+        if withdrawn is not None:
+            await self._offer_withdrawn(withdrawn, int(clerk.clerk_id), released_at)
         message = push("presence.state", status=clerk.status, reason=clerk.not_ready_reason)
         await self.deliver(f"clerk:{clerk.clerk_id}", message)
         await self.to_wall(push("wall.clerk", clerk_id=int(clerk.clerk_id), status=clerk.status,
@@ -309,19 +504,34 @@ class Switchboard:
         delivered = await self.deliver(f"clerk:{clerk_id}", message)
         if delivered:
             await self.deliver(f"clerk:{clerk_id}", push("presence.state", status="ringing", reason=None))
+            presence = await self.bus.get_presence("clerk", str(clerk_id)) or {}
+            await self.to_wall(push("wall.clerk", clerk_id=clerk_id, status="ringing", reason=None,
+                                    since=offer.offered_at, name=presence.get("name", "")))
+            await self.wall_queue(call.id, call.region_code)
         else:
             # The clerk vanished between routing and delivery: release the call at once.
             released_at = time.time()
             await self.bus.decline_offer(call.id, offer.clerk_id, "unreachable", next_status="not_ready",
                                          now=released_at)
             await self.ledger.requeued(call.id, "clerk_unreachable", {"clerk_id": clerk_id, "at": released_at})
-        await self.to_wall(push("wall.queue"))
+            await self.wall_clerk(clerk_id)
+            await self.wall_queue(call.id, call.region_code)
+
+    async def _offer_withdrawn(self, call_id: str, clerk_id: int, released_at: float) -> None:
+        """A clerk's state changed while an offer rang: log the release; the call waits again."""
+        try:
+            await self.ledger.requeued(call_id, "clerk_state_changed", {"clerk_id": clerk_id, "at": released_at})
+        except RecordsError as exc:
+            logger.warning("withdrawn offer of %s: %s", call_id, exc)
+        await self.deliver(f"clerk:{clerk_id}", push("offer.revoked", call_id=call_id, reason="clerk_state_changed"))
+        await self.wall_queue(call_id, None)
+        self.wake_router()
 
     async def _offer_expired(self, offer: Offer, released_at: float) -> None:
         clerk_id = int(offer.clerk_id)
         try:
             await self.ledger.requeued(offer.call_id, "offer_timeout",
-                                       {"offered_at": offer.offered_at, "at": released_at})
+                                       {"clerk_id": clerk_id, "offered_at": offer.offered_at, "at": released_at})
         except RecordsError as exc:
             logger.warning("expiry of %s: %s", offer.call_id, exc)
         await self.deliver(f"clerk:{clerk_id}", push("offer.revoked", call_id=offer.call_id, reason="timeout"))
@@ -331,6 +541,7 @@ class Switchboard:
         presence = await self.bus.get_presence("clerk", str(clerk_id)) or {}
         await self.to_wall(push("wall.clerk", clerk_id=clerk_id, status="not_ready", reason="missed_offer",
                                 since=time.time(), name=presence.get("name", "")))
+        await self.wall_queue(offer.call_id, None)
 
     async def push_positions(self) -> None:
         """Tell each local booth with a waiting call its place and estimated wait, when they change."""
@@ -418,9 +629,12 @@ class Switchboard:
                 if who == "clerk" and call.clerk_id is not None:
                     current = await self.bus.get_clerk(str(call.clerk_id))
                     if current is not None:
-                        await self.bus.set_clerk(ClerkState(
+                        released_at = time.time()
+                        withdrawn = await self.bus.set_clerk(ClerkState(
                             clerk_id=current.clerk_id, status="offline", skills=current.skills,
                             regions=current.regions, idle_since=now))
+                        if withdrawn is not None:
+                            await self._offer_withdrawn(withdrawn, int(current.clerk_id), released_at)
                 break
 
     async def _reconcile_calls(self) -> None:
@@ -446,13 +660,15 @@ class Switchboard:
     # ------------------------------------------------------------------ shared call steps
     async def withdraw(self, call: CallSession, reason: str) -> None:
         """Take a waiting call out of routing (its booth left); a ringing clerk is told, the release logged."""
-        offer = await self.bus.get_offer(call.id)
         released_at = time.time()
-        await self.bus.dequeue(call.id, reason)
+        dequeued = await self.bus.dequeue(call.id, reason)
+        offer = dequeued.offer if dequeued is not None else None  # withdrawn in the same atomic step
+        await self.wall_queue(call.id, call.region_code, gone=True)
         if offer is not None:
             await self.ledger.requeued(call.id, reason, {"clerk_id": int(offer.clerk_id), "at": released_at})
             await self.deliver(f"clerk:{offer.clerk_id}", push("offer.revoked", call_id=call.id, reason=reason))
             await self.deliver(f"clerk:{offer.clerk_id}", push("presence.state", status="available", reason=None))
+            await self.wall_clerk(offer.clerk_id)
 
     async def enqueue(self, call: CallSession, *, skill: str | None = None, preferred_clerk: int | None = None,
                       appointment_id: int | None = None, priority: int | None = None) -> QueuedCall:
@@ -469,18 +685,22 @@ class Switchboard:
         )
         stored = await self.bus.enqueue(queued)
         self.wake_router()
-        await self.to_wall(push("wall.queue"))
+        await self.wall_queue(call.id, call.region_code, queued=stored)
         return stored
 
     async def abandon(self, call: CallSession, *, reason: str, actor: str) -> bool:
         """End a call that no clerk answered; False when someone else settled it first."""
-        offer = await self.bus.get_offer(call.id)
         released_at = time.time()
-        await self.bus.dequeue(call.id, reason)
+        dequeued = await self.bus.dequeue(call.id, reason)
+        offer = dequeued.offer if dequeued is not None else None  # withdrawn in the same atomic step
         waited = released_at - as_utc(call.queued_at).timestamp()
         extra: dict[str, Any] = {"wait_s": round(waited, 3), "at": released_at}
         if offer is not None:
             extra["released_clerk_id"] = int(offer.clerk_id)
+        elif call.status is CallStatus.OFFERED and call.clerk_id is not None:
+            # Gone from the bus already: the offered clerk took it an instant ago, and is told
+            # `offer_gone` when the answer cannot be recorded after this abandonment.
+            extra["released_clerk_id"] = call.clerk_id
         try:
             await self.ledger.abandoned(call.id, reason, actor, extra)
         except RecordsError:
@@ -488,11 +708,12 @@ class Switchboard:
         if offer is not None:
             await self.deliver(f"clerk:{offer.clerk_id}", push("offer.revoked", call_id=call.id, reason=reason))
             await self.deliver(f"clerk:{offer.clerk_id}", push("presence.state", status="available", reason=None))
+            await self.wall_clerk(offer.clerk_id)
         await self.deliver(f"booth:{call.booth_id}", push("call.abandoned", call_id=call.id, reason=reason))
-        await self.to_wall(push("wall.queue"))
+        await self.wall_queue(call.id, call.region_code, gone=True)
         return True
 
-    async def relay_chat(self, call: CallSession, *, sender: str, actor: str, text: str) -> None:
+    async def relay_chat(self, call: CallSession | LiveCall, *, sender: str, actor: str, text: str) -> None:
         """Log a chat line in the call's events and hand it to the other party."""
         # Deliver while the line is written; the sender's ack still waits for both.
         log = self.ledger.event("chat.message", actor=actor, session_id=call.id, booth_id=call.booth_id,
@@ -521,6 +742,7 @@ class Switchboard:
             await self.deliver(f"clerk:{call.clerk_id}", push("call.ended", call_id=call.id, reason=reason))
         await self.deliver(f"booth:{call.booth_id}", push("call.ended", call_id=call.id, reason=reason))
         await self.bus.clear_session_node(call.id)
-        await self.to_wall(push("wall.call", call_id=call.id, status="ended"))
+        await self.to_wall(push("wall.call", call_id=call.id, status="ended", region=call.region_code,
+                                booth_id=call.booth_id))
         if self.on_call_ended is not None:
             await self.on_call_ended(call.id)

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from signaling.bus import Bus, Offer, Subscription
+from signaling.bus import Bus, Dequeued, Offer, Subscription
 from signaling.routing import ClerkState, QueuedCall
 
 MakeBus = Callable[..., Awaitable[Bus]]
@@ -193,7 +193,7 @@ async def test_dequeue_returns_call_once(make_bus: MakeBus) -> None:
     bus = await make_bus("node-a")
     call = make_call("x")
     await bus.enqueue(call)
-    assert await bus.dequeue("x", "hung_up") == call
+    assert await bus.dequeue("x", "hung_up") == Dequeued(call, None)
     assert await bus.dequeue("x", "hung_up") is None
     assert await bus.list_queue() == []
     assert await bus.position("x") is None
@@ -302,8 +302,9 @@ async def test_dequeue_withdraws_offer(make_bus: MakeBus) -> None:
     bus = await make_bus("node-a")
     await bus.enqueue(make_call("x"))
     await bus.set_clerk(make_clerk("c1"))
-    assert await bus.offer("x", "c1", 10) is not None
-    assert await bus.dequeue("x", "hung_up") is not None
+    offer = await bus.offer("x", "c1", 10)
+    assert offer is not None
+    assert await bus.dequeue("x", "hung_up") == Dequeued(make_call("x"), offer)  # names the withdrawn offer
     assert await bus.list_offers() == []
     assert await bus.get_clerk("c1") == make_clerk("c1")  # available again, same idle_since
     assert await bus.accept_offer("x", "c1") is None
@@ -314,7 +315,8 @@ async def test_set_clerk_withdraws_offer(make_bus: MakeBus) -> None:
     await bus.enqueue(make_call("x"))
     await bus.set_clerk(make_clerk("c1"))
     assert await bus.offer("x", "c1", 10) is not None
-    await bus.set_clerk(make_clerk("c1", status="offline"))
+    assert await bus.set_clerk(make_clerk("c1", status="offline")) == "x"  # names the withdrawn offer's call
+    assert await bus.set_clerk(make_clerk("c1", status="offline")) is None
     assert await bus.list_offers() == []
     assert await bus.accept_offer("x", "c1") is None
     assert await bus.position("x") == 1
@@ -365,6 +367,19 @@ async def test_route_once_skips_offered_calls(make_bus: MakeBus) -> None:
     assert await bus.offer("x", "c2") is not None
     routed = await bus.route_once()
     assert routed is not None and (routed.call_id, routed.clerk_id) == ("y", "c1")
+
+
+async def test_route_once_looks_past_calls_nobody_can_serve(make_bus: MakeBus) -> None:
+    """A long head of calls no clerk can serve (a rare skill) does not hide the call behind it."""
+    bus = await make_bus("node-a")
+    for i in range(150):
+        await bus.enqueue(make_call(f"rare-{i:03d}", skill="rare", enqueued_at=T0 - 1000 + i))
+    await bus.enqueue(make_call("served", enqueued_at=T0))
+    await bus.set_clerk(make_clerk("busy", status="not_ready", reason="break", idle_since=T0 - 900))
+    await bus.set_clerk(make_clerk("c1"))
+    routed = await bus.route_once()
+    assert routed is not None and (routed.call_id, routed.clerk_id) == ("served", "c1")
+    assert await bus.route_once() is None  # c1 rings now; nobody else is available
 
 
 # -- pub/sub, sessions, lifecycle --

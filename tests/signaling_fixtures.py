@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from cloudseat.app import create_app
 from cloudseat.settings import Settings
@@ -97,3 +97,13 @@ async def clients(*opened: ProtocolClient) -> AsyncIterator[None]:
     finally:
         for client in opened:
             await client.close()
+
+
+def rows(w: World, model: Any, *where: Any) -> list[Any]:
+    """The world's records of `model` matching `where`, read in a short-lived engine of their own."""
+    engine = make_engine(w.settings.database_url)
+    try:
+        with Session(engine) as session:
+            return list(session.exec(select(model).where(*where)))
+    finally:
+        engine.dispose()

@@ -17,7 +17,7 @@ from cloudseat.settings import Settings
 from records.db import make_engine
 from records.models import Event
 from seat.simulator import SeatPlan, run_seat
-from signaling.protocol_client import ProtocolClient, login_cookie
+from signaling.protocol_client import ProtocolClient, ReplyError, login_cookie
 from tests.cluster import cluster, private_redis, wait_ready
 from tests.conftest import REDIS_URL, skip_or_fail
 from tests.signaling_fixtures import PASSWORD, clients, seed_world
@@ -61,8 +61,13 @@ async def test_booth_on_one_node_is_served_by_a_clerk_on_another(tmp_path, postg
             assert (await booth.wait_for("call.connected"))["media_node"] == "node-1"
             await clerk.request("chat.send", call_id=call_id, text="请出示身份证")
             assert (await booth.wait_for("chat.message"))["text"] == "请出示身份证"
+            await booth.request("chat.send", call_id=call_id, text="好的")  # node-0 learnt the call is live
+            assert (await clerk.wait_for("chat.message"))["text"] == "好的"  # from the pushes it relayed
             await booth.request("call.cancel", call_id=call_id)  # the resident hangs up
             await clerk.wait_for("call.ended", lambda m: m["reason"] == "hangup_booth")
+            with pytest.raises(ReplyError) as info:
+                await booth.request("chat.send", call_id=call_id, text="还在吗")
+            assert info.value.code == "call_not_found"
 
 
 async def test_a_dead_node_is_noticed_and_its_booth_keeps_its_place_elsewhere(tmp_path, postgres_url, redis_url):
@@ -163,7 +168,9 @@ def check_event_log(events: list[Event], *, expected_calls: int) -> None:
     queued = [e.session_id for e in events if e.kind == "call.queued"]
     assert len(queued) == len(set(queued)) == expected_calls
     outcomes = Counter(e.session_id for e in events if e.kind in ("call.answered", "call.abandoned"))
-    assert set(outcomes) == set(queued) and set(outcomes.values()) == {1}, "a call ended twice or never"
+    odd = [c for c in queued if outcomes.get(c) != 1]
+    assert not odd, "a call ended twice or never: " + " | ".join(
+        c + ": " + "; ".join(f"{e.kind} {e.data}" for e in events if e.session_id == c) for c in odd[:3])
 
     by_call: dict[str, list[Event]] = defaultdict(list)
     for e in events:
@@ -180,7 +187,8 @@ def check_event_log(events: list[Event], *, expected_calls: int) -> None:
             clerk, start = e.data["clerk_id"], e.data["offered_at"]
             release = next((r for r in call_events[index + 1:] if r.kind in RELEASES
                             and clerk in (r.data.get("clerk_id"), r.data.get("released_clerk_id"))), None)
-            assert release is not None, f"offer of {call_id} to clerk {clerk} was never released"
+            assert release is not None, f"offer of {call_id} to clerk {clerk} was never released: " + "; ".join(
+                f"{r.kind} {r.data}" for r in call_events)
             end = release.data["at"]
             assert end >= start
             call_intervals.append((start, end, str(clerk)))

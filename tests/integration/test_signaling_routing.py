@@ -126,24 +126,41 @@ async def test_transfer_to_another_skill_carries_the_note(fast_settings):
             call_id = (await booth.request("call.request", item_code=w.item_by_skill["social_insurance"]))["call_id"]
             await si.wait_for("offer")
             await si.request("offer.accept", call_id=call_id)
+            await booth.wait_for("call.connected")
+            await booth.request("chat.send", call_id=call_id, text="给社保")
+            assert (await si.wait_for("chat.message"))["text"] == "给社保"
             with pytest.raises(ReplyError) as info:
                 await si.request("call.transfer", call_id=call_id, to_skill="astrology")
             assert info.value.code == "unknown_skill"
             await si.request("call.transfer", call_id=call_id, to_skill="medical", note="需办理医保异地备案")
             await booth.wait_for("call.transferring")
+            with pytest.raises(ReplyError) as info:  # waiting again: nobody to talk to
+                await booth.request("chat.send", call_id=call_id, text="还在吗")
+            assert info.value.code == "call_not_found"
             await si.wait_for("presence.state", lambda m: m["status"] == "wrap_up")
             offer = await med.wait_for("offer")
             assert offer["call_id"] == call_id and offer["transfer_note"] == "需办理医保异地备案"
             await med.request("offer.accept", call_id=call_id)
             connected = await booth.wait_for("call.connected", lambda m: m["clerk"]["name"] == "MED")
             assert connected["call_id"] == call_id
+            await booth.request("chat.send", call_id=call_id, text="给医保")
+            assert (await med.wait_for("chat.message"))["text"] == "给医保"
+            with pytest.raises(ReplyError) as info:  # the first clerk is out of the call, and anything
+                await si.request("chat.send", call_id=call_id, text="我还在")  # sent to it has arrived
+            assert info.value.code == "call_not_found"
+            assert [m["text"] for m in si.pushes if m.get("type") == "chat.message"] == ["给社保"]
+            await med.request("call.end", call_id=call_id)
+            await booth.wait_for("call.ended")
+            with pytest.raises(ReplyError) as info:
+                await booth.request("chat.send", call_id=call_id, text="结束了吗")
+            assert info.value.code == "call_not_found"
         engine = make_engine(w.settings.database_url)
         with Session(engine) as session:
             kinds = [e.kind for e in session.exec(select(Event).where(Event.session_id == call_id)
                                                   .order_by(col(Event.seq))) if e.kind.startswith("call.")]
         engine.dispose()
         assert kinds == ["call.queued", "call.offered", "call.answered", "call.transferred", "call.offered",
-                         "call.answered"]
+                         "call.answered", "call.ended"]
 
 
 async def test_a_booth_may_not_touch_another_booths_call(fast_settings):

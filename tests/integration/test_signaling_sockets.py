@@ -22,7 +22,7 @@ from signaling.protocol import (
     MAX_MESSAGE_BYTES,
     SUBPROTOCOL,
 )
-from signaling.protocol_client import ProtocolClient, ReplyError, login_cookie, ws_url
+from signaling.protocol_client import ReplyError, login_cookie, ws_url
 from tests.signaling_fixtures import PASSWORD, world
 
 

@@ -209,3 +209,18 @@ def test_anchor_uses_first_packet_arrival_not_release(tmp_path: Path, vp8_frames
     result = rec.close()
     assert result is not None
     assert packet_times(result.path)[:3] == [2000, 2333, 2667]
+
+
+def test_a_late_start_gives_way_to_the_earlier_arrivals(tmp_path: Path, vp8_frames: list[tuple[bytes, bool]]) -> None:
+    """The first frames reach the hub 250 ms late (a busy call start): the recording soon follows
+    the frames that arrive on time, so tracks of one session stay aligned."""
+    rec = recorder(tmp_path)
+    for i, (data, key) in enumerate(vp8_frames[:45]):
+        arrived = SESSION_START + 2.0 + i / 15 + (0.25 if i < 5 else 0.0)
+        rec.on_frame(EncodedFrame("VP8", "video", data, i * 6000, 90000, key, arrived + 1 / 15, arrived_at=arrived))
+    result = rec.close()
+    assert result is not None
+    times = packet_times(result.path)
+    assert all(b > a for a, b in zip(times, times[1:]))
+    assert times[0] == 2250  # anchored on the (late) first frames
+    assert times[10:] == [round(2000 + i * 1000 / 15) for i in range(10, 45)]  # then on time again

@@ -73,3 +73,20 @@ def test_secret_key_is_generated_once_and_kept(tmp_path):
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
     given = Settings(data_dir=tmp_path, secret_key="k" * 40)
     assert ensure_secret_key(given).secret_key == "k" * 40
+
+
+def test_retention_defaults_and_environment():
+    default = Settings.from_env({})
+    assert (default.retention_recordings_days, default.retention_materials_days) == (180, 3650)
+    s = Settings.from_env({"CLOUDSEAT_RETENTION_RECORDINGS_DAYS": " 90 ",
+                           "CLOUDSEAT_RETENTION_MATERIALS_DAYS": "1825"})
+    assert (s.retention_recordings_days, s.retention_materials_days) == (90, 1825)
+
+
+@pytest.mark.parametrize("name", ["RETENTION_RECORDINGS_DAYS", "RETENTION_MATERIALS_DAYS"])
+@pytest.mark.parametrize("value", ["0", "-7", "1.5", "half a year", "36501"])
+def test_bad_retention_names_the_variable(name, value):
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({f"CLOUDSEAT_{name}": value})
+    message = str(info.value)
+    assert message.startswith(f"CLOUDSEAT_{name}:") and "\n" not in message
