@@ -35,13 +35,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from records.alerts import raise_alert
+from records.alerts import alert_view, blue_rating_level, raise_alert
 from records.catalog import Catalog, categories, default_catalog_path, list_items, load_catalog_file
 from records.errors import ConflictError, NotFoundError
 from records.events import append_event
 from records.models import AlertKind, Booth, CallSession, CallStatus, Rating, RatingLevel, Region, ServiceItem
 from records.ratings import MAX_COMMENT, rate
 from signaling.access import Principal
+from signaling.protocol import push
 from signaling.service_hours import parse_service_hours
 from signaling.json_api import ApiError
 from signaling.json_api import respond as _respond
@@ -279,22 +280,25 @@ async def _rating(request: Request) -> Response:
     booth_id = principal.booth_id
     assert booth_id is not None
 
-    def store(session: Session) -> tuple[Rating, int | None]:
+    def store(session: Session) -> tuple[Rating, dict[str, Any] | None]:
         call = _own_call(session, booth_id, call_id)
         if call.status is not CallStatus.ENDED or call.answered_at is None:
             raise ConflictError("call_not_ended", f"call {call_id} is {call.status.value}, not a finished call")
         rating = rate(session, session_id=call_id, level=level, comment=comment, actor=principal.actor)
-        alert_id = None
-        if level <= BAD_RATING_MAX:
+        wall_alert = None
+        if level <= blue_rating_level(session, call.item_code):  # 电子监察 rules, default BAD_RATING_MAX
             text = f"好差评「{RATING_LABELS_ZH[level]}」({level}/5) · {principal.booth_name}"
             if comment:
                 text += f"：{comment}"
             alert = raise_alert(session, kind=AlertKind.BLUE, message=text[:500], session_id=call_id,
                                 booth_id=booth_id, actor=principal.actor)
-            alert_id = alert.id
-        return rating, alert_id
+            wall_alert = alert_view(session, int(alert.id or 0))
+        return rating, wall_alert
 
-    rating, alert_id = await _run(request, store)
+    rating, wall_alert = await _run(request, store)
+    alert_id = wall_alert["id"] if wall_alert else None
+    if wall_alert:
+        await request.app.state.switchboard.to_wall(push("wall.alert", alert=wall_alert))
     return JSONResponse({"rating_id": rating.id, "call_id": call_id, "level": level, "alert_id": alert_id},
                         status_code=201)
 
@@ -321,7 +325,7 @@ async def _complaint(request: Request) -> Response:
     booth_id = principal.booth_id
     assert booth_id is not None
 
-    def store(session: Session) -> int | None:
+    def store(session: Session) -> dict[str, Any]:
         if call_id is not None:
             _own_call(session, booth_id, call_id)
         message = f"办不成事：{COMPLAINT_CATEGORIES[category]} · {principal.booth_name}"
@@ -331,9 +335,11 @@ async def _complaint(request: Request) -> Response:
                             booth_id=booth_id, actor=principal.actor)
         append_event(session, kind="complaint.filed", actor=principal.actor, session_id=call_id, booth_id=booth_id,
                      data={"category": category, "text": text, "alert_id": alert.id})
-        return alert.id
+        return alert_view(session, int(alert.id or 0))
 
-    alert_id = await _run(request, store)
+    wall_alert = await _run(request, store)
+    alert_id = wall_alert["id"]
+    await request.app.state.switchboard.to_wall(push("wall.alert", alert=wall_alert))
     return JSONResponse({"alert_id": alert_id, "category": category, "call_id": call_id}, status_code=201)
 
 

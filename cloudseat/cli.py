@@ -1,4 +1,4 @@
-"""The `cloudseat` command line: serve, admin and verify.
+"""The `cloudseat` command line: serve, admin, verify and purge.
 
 Admin commands talk to the database named by the settings directly (no
 server needed), print a human line by default and one JSON object with
@@ -14,6 +14,7 @@ import logging
 import secrets
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -57,11 +58,19 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--demo", action="store_true", help="seed demo data into an empty database and print the logins")
     serve.set_defaults(handler=cmd_serve)
 
-    verify = commands.add_parser("verify", help="check every event chain and stored file hash")
+    verify = commands.add_parser("verify", help="check every event chain and stored file hash, purges, manifests "
+                                                "and access events")
     verify.add_argument("--json", action="store_true")
     verify.set_defaults(handler=cmd_verify)
 
-    booth = commands.add_parser("booth", help="the booth device agent (printer, document camera), or --simulate")
+    purge = commands.add_parser("purge", help="delete recordings and materials past retention (run it from cron)")
+    purge.add_argument("--dry-run", action="store_true", help="list what would be deleted, change nothing")
+    purge.add_argument("--now", type=_iso_datetime, metavar="ISO",
+                       help="the clock to judge expiry by (ISO 8601; default: now; without offset: UTC)")
+    purge.add_argument("--json", action="store_true")
+    purge.set_defaults(handler=cmd_purge)
+
+    booth = commands.add_parser("booth", help="the booth device agent (printer, document camera, ID card reader), or --simulate")
     booth.add_argument("--simulate", action="store_true",
                        help="speak the real protocol as a kiosk would, without devices (needs --item)")
     booth.add_argument("--server", required=True, help="base URL, e.g. http://127.0.0.1:8000")
@@ -70,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     booth.add_argument("--printer", help="lp:QUEUE (CUPS) or spool:DIR (writes PDFs into DIR)")
     booth.add_argument("--doc-camera", help="/dev/videoN (V4L2 via PyAV) or synthetic")
     booth.add_argument("--id-reader", choices=["simulated"])
+    booth.add_argument("--id-card-file", metavar="PATH",
+                       help="lay a card on the simulated ID reader from the start: JSON {name, number, photo?} "
+                            "or 'sample'; every call connected reads it once")
     booth.add_argument("--kiosk", nargs="?", const="127.0.0.1:8765", metavar="HOST:PORT",
                        help="listen for the kiosk page on this box (the page holds the booth socket; open it with ?agent=1) "
                             "instead of holding the socket")
@@ -135,7 +147,25 @@ def _parser() -> argparse.ArgumentParser:
     catalog.add_argument("--regions", help="regions JSON to load as well")
     catalog.add_argument("--json", action="store_true")
     catalog.set_defaults(handler=cmd_load_catalog)
+
+    hold = admin_cmds.add_parser("legal-hold", help="put a case under legal hold (nothing of it is purged) or release it")
+    hold.add_argument("case_number", metavar="CASE_NUMBER")
+    on_off = hold.add_mutually_exclusive_group(required=True)
+    on_off.add_argument("--on", dest="on", action="store_true", default=None)
+    on_off.add_argument("--off", dest="on", action="store_false")
+    hold.add_argument("--reason", required=True, help="why (a court order, a complaint ...); logged")
+    hold.add_argument("--json", action="store_true")
+    hold.set_defaults(handler=cmd_legal_hold)
     return parser
+
+
+def _iso_datetime(value: str) -> datetime:
+    """An ISO 8601 time for --now; naive means UTC (the records' convention)."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {value!r}") from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
 
 
 def _engine(settings: Settings) -> Engine:
@@ -236,6 +266,15 @@ def _booth_devices(args: argparse.Namespace) -> dict[str, Any]:
         devices["doc_camera"] = SyntheticCamera() if args.doc_camera == "synthetic" else V4L2Camera(args.doc_camera)
     if args.id_reader == "simulated":
         devices["id_reader"] = SimulatedIdReader()
+        if args.id_card_file:
+            from booth.devices.id_reader import load_card
+
+            try:
+                devices["id_reader"].place(load_card(args.id_card_file))
+            except ValueError as exc:
+                raise CommandError(f"--id-card-file: {exc}") from None
+    elif args.id_card_file:
+        raise CommandError("--id-card-file needs --id-reader simulated")
     return devices
 
 
@@ -295,13 +334,53 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         engine.dispose()
     payload = {"ok": report.ok, "first_break": report.first_break,
-               "checked_events": report.checked_events, "checked_files": report.checked_files}
+               "checked_events": report.checked_events, "checked_files": report.checked_files,
+               "checked_purges": report.checked_purges, "checked_manifests": report.checked_manifests,
+               "checked_accesses": report.checked_accesses}
     if report.ok:
-        human = f"ok: {report.checked_events} events and {report.checked_files} files verified"
+        human = (f"ok: {report.checked_events} events, {report.checked_files} files, "
+                 f"{report.checked_manifests} manifests, {report.checked_purges} purged files and "
+                 f"{report.checked_accesses} access events verified")
     else:
         human = f"BROKEN: {report.first_break}"
     _emit(args, payload, human)
     return EXIT_OK if report.ok else EXIT_CHECK_FAILED
+
+
+def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
+    """Purge (or with --dry-run list) what is past retention; one line per file, then a summary line."""
+    from records.retention import RetentionPolicy, purge
+    from records.storage import FileStore
+
+    policy = RetentionPolicy(settings.retention_recordings_days, settings.retention_materials_days)
+    now = args.now or datetime.now(timezone.utc)
+    store = FileStore(settings.data_dir / "files")
+    report = _in_session(settings, lambda session: purge(session, store, now=now, policy=policy,
+                                                         dry_run=args.dry_run, actor="cli"))
+    verb = "would delete" if report.dry_run else "deleted"
+    lines = [f"{verb} {f.kind} {f.id} {f.path} (session {f.session_id}, {f.size} bytes)" for f in report.purged]
+    lines += [f"{verb} leftover of an interrupted purge: {f.kind} {f.id} {f.path}" for f in report.leftovers]
+    summary = (f"{'dry run: ' if report.dry_run else ''}{report.recordings} recordings and {report.materials} "
+               f"materials {'expired' if report.dry_run else 'purged'} ({report.bytes} bytes), "
+               f"{len(report.leftovers)} leftovers, {len(report.held_sessions)} sessions kept under legal hold; "
+               f"cut-offs {report.recordings_cutoff.isoformat()} (recordings, "
+               f"{settings.retention_recordings_days} days) and {report.materials_cutoff.isoformat()} "
+               f"(materials, {settings.retention_materials_days} days)")
+    _emit(args, report.to_json(), "\n".join([*lines, summary]))
+    return EXIT_OK
+
+
+def cmd_legal_hold(args: argparse.Namespace, settings: Settings) -> int:
+    from records.cases import set_legal_hold
+
+    def act(session: Session) -> tuple[str, bool, int | None]:
+        case = set_legal_hold(session, args.case_number, args.on, actor="cli", reason=args.reason)
+        return case.number, case.legal_hold, case.id
+
+    number, on, case_id = _in_session(settings, act)
+    _emit(args, {"case_id": case_id, "number": number, "legal_hold": on},
+          f"case {number}: legal hold {'on' if on else 'off'}")
+    return EXIT_OK
 
 
 def cmd_create_region(args: argparse.Namespace, settings: Settings) -> int:

@@ -25,8 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from records.calls import list_calls
-from records.models import Booth, CallSession, CallStatus, Case, Region, Role, ServiceItem, User
+from records.models import Booth, CallSession, CallStatus, Case, Event, Region, Role, ServiceItem, User, as_utc
 from seat.console import skill_label
 from signaling.access import error_response
 
@@ -217,21 +216,48 @@ def call_json(call: CallSession, items: dict[str, ServiceItem], booths: dict[int
     }
 
 
+def served_calls(session: Session, clerk_id: int, *, limit: int, offset: int) -> list[dict[str, Any]]:
+    """The calls this clerk finished, newest first: ended by them, or transferred away by them.
+
+    A transferred call belongs to the next clerk once answered (its `clerk_id` moves on), so the
+    first clerk's part is found through their `call.transferred` events; for them its outcome is
+    `transferred` and its duration runs to the transfer.
+    """
+    actor = f"user:{clerk_id}"
+    transfers = select(Event.session_id).where(Event.kind == "call.transferred", Event.actor == actor)
+    mine = (CallSession.clerk_id == clerk_id) & (CallSession.status == CallStatus.ENDED)
+    calls = list(session.exec(
+        select(CallSession).where(mine | col(CallSession.id).in_(transfers))
+        .order_by(col(CallSession.queued_at).desc(), col(CallSession.id)).offset(offset).limit(limit)))
+    handed_on = {c.id for c in calls if not (c.clerk_id == clerk_id and c.status is CallStatus.ENDED)}
+    transferred_at: dict[str, datetime] = {}
+    if handed_on:
+        for event in session.exec(select(Event).where(Event.kind == "call.transferred", Event.actor == actor,
+                                                      col(Event.session_id).in_(handed_on))
+                                  .order_by(col(Event.seq))):
+            if event.session_id is not None:
+                transferred_at[event.session_id] = as_utc(event.ts)  # the latest transfer wins
+    maps = _names(session, calls)
+    out = []
+    for call in calls:
+        row = call_json(call, *maps)
+        if call.id in handed_on:
+            row["outcome"] = "transferred"
+            row["ended_at"] = _iso(transferred_at.get(call.id))
+            row["duration_s"] = _seconds(call.answered_at, transferred_at.get(call.id))
+        out.append(row)
+    return out
+
+
 async def history(request: Request) -> Response:
-    """GET /api/seat/history?limit=&offset=: the clerk's own ended calls, newest first."""
+    """GET /api/seat/history?limit=&offset=: the clerk's own ended or transferred calls, newest first."""
     try:
         limit = int_param(request, "limit", default=HISTORY_DEFAULT_LIMIT, low=1, high=HISTORY_MAX_LIMIT)
         offset = int_param(request, "offset", default=0, low=0, high=HISTORY_MAX_OFFSET)
     except BadParameter as exc:
         return error_response(400, "invalid", str(exc))
     me = _user_id(request)
-
-    def load(session: Session) -> list[dict[str, Any]]:
-        calls = list_calls(session, clerk_id=me, status=CallStatus.ENDED, limit=limit, offset=offset)
-        maps = _names(session, calls)
-        return [call_json(c, *maps) for c in calls]
-
-    rows = await _read(request, load)
+    rows = await _read(request, lambda session: served_calls(session, me, limit=limit, offset=offset))
     return JSONResponse({"calls": rows, "limit": limit, "offset": offset})
 
 

@@ -1,4 +1,4 @@
-"""The clerk's actions on a live call's documents: capture, gallery, checklist ticks, the decision.
+"""The clerk's actions on a live call's documents: capture, signature, ID card, gallery, ticks, the decision.
 
 Every route is for clerks (see `seat.routes`) and acts only on a call the
 clerk serves and that is live; another clerk's call answers exactly like a
@@ -16,21 +16,26 @@ one shape of `signaling.access.error_response`:
 | `call_not_active` | 409 | the call is not live (any more) |
 | `already_decided` | 409 | the call has its decision already |
 | `booth_offline` | 409 | capture asked while the booth is not connected |
+| `id_card_not_found` | 404 | a reveal when no card was read in this live call |
+| `csrf` | 403 | a reveal without the session's CSRF token |
 
-Server -> booth pushes: `capture.request`, `print.request`; server -> clerk:
-`material.added`, `print.result` (documented in docs/protocol.md).
+`POST .../capture {"kind": "signature"}` asks the kiosk for the resident's signature (签名)
+instead of a document still.  `GET .../materials` carries the call's last ID card read
+(`id_card`: name, masked number, photo); `?reveal=id_number` adds the full number, for the
+serving clerk of the live call only, logged as `idcard.revealed` (with the masked number).
+
+Server -> booth pushes: `capture.request`, `signature.request`, `print.request`; server ->
+clerk: `material.added`, `idcard.read`, `print.result` (documented in docs/protocol.md).
 """
 
 from __future__ import annotations
 
-import json
+import hmac
 import logging
 import re
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 from starlette.requests import Request
@@ -40,13 +45,14 @@ from records.cases import open_case
 from records.documents import DecisionDocument, progress_url, render_decision_pdf
 from records.errors import ConflictError, NotFoundError, ValidationError
 from records.events import append_event
-from records.materials import list_materials, tick_checklist
+from records.materials import latest_id_card, list_materials, tick_checklist
 from records.models import Booth, CallSession, CallStatus, Case, CaseStatus, Material, Region, ServiceItem, User
 from records.printjobs import create_print_job, mark_sent
-from signaling.access import Principal
+from records.privacy import vault_of
+from signaling.access import CSRF_HEADER, Principal
 from signaling.protocol import push
-from signaling.service_hours import WorkCalendar, add_working_days, parse_service_hours
-from signaling.json_api import ApiError
+from signaling.service_hours import add_working_days, calendar_of
+from signaling.json_api import ApiError, json_object, uuid_param
 from signaling.json_api import respond as _respond
 from signaling.json_api import transact as _tx
 
@@ -59,6 +65,7 @@ OUTCOMES: dict[str, CaseStatus] = {
     "refuse": CaseStatus.REFUSED,  # 不予受理
     "supplement": CaseStatus.NEEDS_SUPPLEMENT,  # 补正
 }
+CAPTURE_KINDS = ("document", "signature")  # what the clerk can ask the booth for
 _CODE_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 # --------------------------------------------------------------------------- plumbing
@@ -68,32 +75,6 @@ def _me(request: Request) -> Principal:
     principal = request.state.principal
     assert isinstance(principal, Principal) and principal.user_id is not None  # clerks only
     return principal
-
-
-def _call_id(request: Request) -> str:
-    raw = str(request.path_params["call_id"])
-    try:
-        value = str(uuid.UUID(raw))
-    except ValueError:
-        raise ApiError(400, "invalid", "call_id must be a UUID") from None
-    if value != raw:
-        raise ApiError(400, "invalid", "call_id must be a lowercase UUID")
-    return value
-
-
-async def _json(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise ApiError(413, "too_big", f"body larger than {MAX_BODY} bytes")
-    if not raw:
-        return {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "bad_json", "the body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "bad_json", "the body must be a JSON object")
-    return body
 
 
 def served_live_call(session: Session, clerk_id: int, call_id: str) -> CallSession:
@@ -121,54 +102,93 @@ def material_json(material: Material) -> dict[str, Any]:
 
 async def _capture(request: Request) -> Response:
     me = _me(request)
-    call_id = _call_id(request)
-    body = await _json(request)
-    unknown = set(body) - {"material_code"}
+    call_id = uuid_param(request)
+    body = await json_object(request, max_bytes=MAX_BODY, empty_ok=True)
+    unknown = set(body) - {"material_code", "kind"}
     if unknown:
         raise ApiError(400, "invalid", f"unknown field(s): {', '.join(sorted(unknown))}")
+    kind = body.get("kind", "document")
+    if kind not in CAPTURE_KINDS:
+        raise ApiError(400, "invalid", f"kind must be one of {', '.join(CAPTURE_KINDS)}")
     code = body.get("material_code")
     if code is not None and (not isinstance(code, str) or not _CODE_RE.fullmatch(code)):
         raise ApiError(400, "invalid", "material_code must be a checklist code")
+    if code is not None and kind == "signature":
+        raise ApiError(400, "invalid", "a signature request names no checklist code")
+    event = "signature.requested" if kind == "signature" else "capture.requested"
 
     def check(session: Session) -> int:
         call = served_live_call(session, int(me.user_id or 0), call_id)
-        append_event(session, kind="capture.requested", actor=me.actor, session_id=call.id, booth_id=call.booth_id,
-                     data={"material_code": code})
+        append_event(session, kind=event, actor=me.actor, session_id=call.id, booth_id=call.booth_id,
+                     data={} if kind == "signature" else {"material_code": code})
         return call.booth_id
 
     booth_id = await _tx(request, check)
     fields: dict[str, Any] = {"call_id": call_id}
     if code is not None:
         fields["material_code"] = code
-    delivered = await request.app.state.switchboard.deliver(f"booth:{booth_id}", push("capture.request", **fields))
+    message = push("signature.request", **fields) if kind == "signature" else push("capture.request", **fields)
+    delivered = await request.app.state.switchboard.deliver(f"booth:{booth_id}", message)
     if not delivered:
         raise ApiError(409, "booth_offline", "the booth is not connected")
-    return JSONResponse({"call_id": call_id, "requested": True}, status_code=202)
+    return JSONResponse({"call_id": call_id, "kind": kind, "requested": True}, status_code=202)
 
 
 async def capture(request: Request) -> Response:
-    """POST /api/seat/calls/{call_id}/capture {material_code?}: ask the booth for a document still."""
+    """POST /api/seat/calls/{call_id}/capture {kind?: document|signature, material_code?}: ask the booth."""
     return await _respond(request, _capture)
 
 
 # --------------------------------------------------------------------------- gallery
 
 
+def _wants_reveal(request: Request, me: Principal) -> bool:
+    """`?reveal=id_number`, which must carry the session's CSRF token: it is logged, so no page may trigger it."""
+    unknown = set(request.query_params) - {"reveal"}
+    if unknown:
+        raise ApiError(400, "invalid", f"unknown parameter(s): {', '.join(sorted(unknown))}")
+    reveal = request.query_params.get("reveal")
+    if reveal is None:
+        return False
+    if reveal != "id_number":
+        raise ApiError(400, "invalid", "reveal must be id_number")
+    presented = request.headers.get(CSRF_HEADER) or ""
+    if not me.csrf_token or not hmac.compare_digest(presented, me.csrf_token):
+        raise ApiError(403, "csrf", "a reveal needs the session's CSRF token")
+    return True
+
+
 async def _materials(request: Request) -> Response:
     me = _me(request)
-    call_id = _call_id(request)
+    call_id = uuid_param(request)
+    reveal = _wants_reveal(request, me)
+    vault = vault_of(request.app.state)
 
-    def load(session: Session) -> list[dict[str, Any]]:
+    def load(session: Session) -> dict[str, Any]:
         call = session.get(CallSession, call_id)
         if call is None or call.clerk_id != me.user_id:
             raise NotFoundError("call_not_found", "no call of yours with that id")
-        return [material_json(m) for m in list_materials(session, call_id)]
+        if call.status is not CallStatus.ACTIVE:
+            vault.forget(call_id)  # the full number never outlives the call
+        card = latest_id_card(session, call_id)
+        if card is not None:
+            card["photo_url"] = f"/api/seat/materials/{card['material_id']}"
+        if reveal:
+            served_live_call(session, int(me.user_id or 0), call_id)
+            full = vault.get(call_id)
+            if card is None or full is None or full.material_id != card["material_id"]:
+                raise NotFoundError("id_card_not_found", "no ID card was read in this call")
+            append_event(session, kind="idcard.revealed", actor=me.actor, session_id=call.id, booth_id=call.booth_id,
+                         data={"material_id": card["material_id"], "id_number_masked": full.masked})
+            card = {**card, "id_number": full.number}
+        return {"materials": [material_json(m) for m in list_materials(session, call_id)], "id_card": card}
 
-    return JSONResponse({"call_id": call_id, "materials": await _tx(request, load)})
+    loaded = await _tx(request, load)
+    return JSONResponse({"call_id": call_id, **loaded}, headers={"Cache-Control": "no-store"})
 
 
 async def materials(request: Request) -> Response:
-    """GET /api/seat/calls/{call_id}/materials: the call's captured materials, in upload order."""
+    """GET /api/seat/calls/{call_id}/materials[?reveal=id_number]: materials in upload order, the ID card read."""
     return await _respond(request, _materials)
 
 
@@ -205,7 +225,7 @@ async def material_bytes(request: Request) -> Response:
 async def _tick(request: Request) -> Response:
     me = _me(request)
     material_id = int(request.path_params["material_id"])
-    body = await _json(request)
+    body = await json_object(request, max_bytes=MAX_BODY, empty_ok=True)
     if set(body) != {"checklist_code"}:
         raise ApiError(400, "invalid", "the body is {checklist_code: string | null}")
     code = body["checklist_code"]
@@ -265,17 +285,6 @@ class DecisionInput:
         return cls(status, reason.strip(), tuple(dict.fromkeys(missing)))
 
 
-def region_calendar(region: Region | None, default_zone: str) -> tuple[ZoneInfo, WorkCalendar]:
-    """The region's time zone and working-day calendar; plain Monday-Friday where it has no hours."""
-    if region is not None and region.service_hours:
-        try:
-            hours = parse_service_hours(region.service_hours)
-            return hours.timezone, hours.calendar
-        except ValueError as exc:
-            logger.error("region %s has invalid service hours, counting Monday-Friday: %s", region.code, exc)
-    return ZoneInfo(default_zone), WorkCalendar()
-
-
 @dataclass(frozen=True)
 class Decided:
     case_id: int
@@ -301,7 +310,8 @@ def decide(session: Session, *, settings: Any, store: Any, clerk: Principal, cal
     if unknown:
         raise ValidationError("unknown_checklist_code", f"not on the item's checklist: {', '.join(unknown)}")
     region = session.get(Region, call.region_code)
-    zone, calendar = region_calendar(region, settings.timezone)
+    zone, calendar = calendar_of(region.service_hours if region else None, settings.timezone,
+                                 region=region.code if region else "")
     decided_at = (now or datetime.now(timezone.utc)).astimezone(zone)
     deadline = (add_working_days(decided_at.date(), item.time_limit_days, calendar)
                 if decision.status is CaseStatus.ACCEPTED else None)
@@ -330,8 +340,8 @@ def decide(session: Session, *, settings: Any, store: Any, clerk: Principal, cal
 
 async def _decision(request: Request) -> Response:
     me = _me(request)
-    call_id = _call_id(request)
-    decision = DecisionInput.from_body(await _json(request))
+    call_id = uuid_param(request)
+    decision = DecisionInput.from_body(await json_object(request, max_bytes=MAX_BODY, empty_ok=True))
     state = request.app.state
     decided = await _tx(request, lambda s: decide(s, settings=state.settings, store=state.store, clerk=me,
                                                   call_id=call_id, decision=decision))

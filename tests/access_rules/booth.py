@@ -11,4 +11,5 @@ TABLE = {
     ("POST", "/api/booth/materials", "/api/booth/materials"): {B},
     ("GET", "/api/booth/print-jobs/{job_id:int}.pdf", "/api/booth/print-jobs/1.pdf"): {B},
     ("POST", "/api/booth/print-jobs/{job_id:int}/result", "/api/booth/print-jobs/1/result"): {B},
+    ("GET", "/api/booth/appointments/{appointment_id:int}", "/api/booth/appointments/1"): {B},
 }

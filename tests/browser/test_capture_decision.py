@@ -1,9 +1,9 @@
 """Capture to print, in two real browsers: the clerk's console and the booth's kiosk.
 
-The clerk asks for a capture; the kiosk takes a full-resolution still of Chromium's fake camera
-and uploads it; the console's gallery shows it; the clerk ticks it and accepts; the kiosk hands
-the print job to the booth agent (a Python KioskBridge with a spool printer), which prints and
-reports it.  Screenshots: console-gallery, console-decision, kiosk-capture-portrait, progress-page.
+The clerk asks for a capture; the booth agent's document camera takes a full-resolution still and
+uploads it (Chromium's one fake camera films the resident, never documents); the console's
+gallery shows it; the clerk ticks it and accepts; the kiosk hands the print job to the booth agent
+(a Python KioskBridge with a spool printer), which prints and reports it.  Screenshots: console-gallery, console-decision, kiosk-capture-portrait, progress-page.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from sqlmodel import Session, select
 
 from booth.agent import BoothAgent, KioskBridge
-from booth.devices import SpoolPrinter
+from booth.devices import SpoolPrinter, SyntheticCamera
 from records.db import make_engine
 from records.models import Case, Material, PrintJob, PrintStatus
 from tests.browser.a11y import assert_accessible
@@ -47,7 +47,7 @@ async def test_capture_tick_accept_and_print_through_the_agent(browser, fast_set
     spool = tmp_path / "spool"
     spool.mkdir()
     with world(fast_settings) as w:
-        agent = BoothAgent(w.url, w.tokens["b1"], printer=SpoolPrinter(spool))
+        agent = BoothAgent(w.url, w.tokens["b1"], printer=SpoolPrinter(spool), doc_camera=SyntheticCamera())
         bridge = KioskBridge(agent, port=0)
         bridge.start()
         console_context, console = await open_console(browser, w.url, "c1", viewport=DESKTOP)
@@ -65,7 +65,7 @@ async def test_capture_tick_accept_and_print_through_the_agent(browser, fast_set
             await console.wait_for_selector("#capture-button")
             await console.wait_for_selector("#tick-code option[value=id_card]", state="attached")
 
-            # 拍摄材料: the kiosk takes the still at the camera's native size and uploads it.
+            # 拍摄材料: the agent takes the still at its document camera's full size and uploads it.
             await console.select_option("#capture-code", "id_card")
             await console.click("#capture-button")
             await kiosk.wait_for_selector("body[data-capture=uploaded]", timeout=20000)
@@ -73,17 +73,11 @@ async def test_capture_tick_accept_and_print_through_the_agent(browser, fast_set
             await kiosk.wait_for_function("document.querySelector('#device-preview').naturalWidth > 0")
             await kiosk.screenshot(path=str(screenshot_dir / "kiosk-capture-portrait.png"))
             last = await kiosk.evaluate("window.kioskCapture.last")
-            native = await kiosk.evaluate("""async () => {
-                const s = await navigator.mediaDevices.getUserMedia({video: {width: {ideal: 8192}, height: {ideal: 8192}}});
-                const t = s.getVideoTracks()[0]; const {width, height} = t.getSettings(); t.stop();
-                return {width, height};
-            }""")
-            assert (last["width"], last["height"]) == (native["width"], native["height"])
-            assert native["width"] >= 640  # the fake camera's largest mode, not a small stream size
+            assert last["source"] == "agent"  # the agent's document camera, never the resident's face camera
             material = one(w, Material, Material.id == last["material_id"])
-            assert (material.width, material.height) == (native["width"], native["height"])
+            assert (material.width, material.height) == (last["width"], last["height"]) == (2480, 1754)
             stored = (w.settings.data_dir / "files" / material.path).read_bytes()
-            assert hashlib.sha256(stored).hexdigest() == material.sha256 == last["sha256"]
+            assert hashlib.sha256(stored).hexdigest() == material.sha256 == last["sha256"] == last["uploaded_sha256"]
             await kiosk.click("#device-close")
 
             # The gallery shows it; zoom, rotate, tick against the checklist.

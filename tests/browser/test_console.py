@@ -285,3 +285,43 @@ async def test_a_dropped_socket_or_a_reload_in_a_call_keeps_the_call(browser, fa
                 await page.wait_for_selector("#wrapup-reason >> text=居民挂断")
         finally:
             await context.close()
+
+
+async def test_a_reload_or_a_reopened_tab_restores_the_state_or_says_why_not(browser, fast_settings, screenshot_dir):
+    with world(fast_settings) as w:
+        context, page = await open_console(browser, w.url, "c1")
+        try:
+            # Freshly signed in: not ready, and the page says so in words, with what to do.
+            assert await page.get_attribute("#state-pill", "data-status") == "not_ready"
+            await page.wait_for_selector("#notice >> text=准备好后请点击“空闲”")
+            await go_available(page)
+            assert await text(page, "#notice") == ""
+
+            await page.reload()  # F5: the server signs the clerk in afresh; the page puts "available" back
+            await page.wait_for_selector("body[data-connected=true]")
+            await page.wait_for_selector("#state-pill[data-status=available]")
+
+            # The tab closed and opened again (a crash, a mis-click): the same, from localStorage.
+            again = await context.new_page()
+            await page.close()
+            await again.goto(f"{w.url}/seat")
+            await again.wait_for_selector("#state-pill[data-status=available]")
+            page = again
+
+            # Away longer than a minute: not ready, and the notice says why.
+            await page.goto(f"{w.url}/api/me")  # a page without the console: nothing takes the kept state
+            kept = await page.evaluate("JSON.parse(localStorage.getItem('cloudseat.leftState'))")
+            assert kept["status"] == "available" and kept["clerk"] == w.clerk_ids["c1"]
+            await page.evaluate("""() => {
+                const kept = JSON.parse(localStorage.getItem('cloudseat.leftState'));
+                kept.at -= 5 * 60 * 1000;
+                localStorage.setItem('cloudseat.leftState', JSON.stringify(kept));
+            }""")
+            await page.goto(f"{w.url}/seat")
+            await page.wait_for_selector("body[data-connected=true]")
+            await page.wait_for_selector("#notice >> text=为避免错过来电已暂停接听")
+            assert await page.get_attribute("#state-pill", "data-status") == "not_ready"
+            await assert_accessible(page, "not-ready-after-away")
+            await shot(page, screenshot_dir, "not-ready-after-away")
+        finally:
+            await context.close()

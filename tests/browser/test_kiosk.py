@@ -8,18 +8,19 @@ appearing) or on protocol pushes, never on sleeps.
 
 from __future__ import annotations
 
+from contextlib import closing
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from records.db import make_engine
 from records.models import Alert, AlertKind, Appointment, CallSession, CallStatus, Rating
 from tests.browser.a11y import assert_accessible
-from tests.signaling_fixtures import World, clients, world
+from tests.signaling_fixtures import World, clients, rows, world
 
 pytestmark = pytest.mark.browser
 
@@ -55,14 +56,6 @@ async def snap(page: Any, directory: Path, screen: str) -> None:
     await page.screenshot(path=str(directory / f"kiosk-{screen}-landscape.png"))
     await page.set_viewport_size(PORTRAIT)
 
-
-def db_rows(w: World, model: Any, *where: Any) -> list[Any]:
-    engine = make_engine(w.settings.database_url)
-    try:
-        with Session(engine) as session:
-            return list(session.exec(select(model).where(*where)))
-    finally:
-        engine.dispose()
 
 
 async def choose_item_by_initials(page: Any, initials: str = "sbkbl") -> None:
@@ -142,9 +135,9 @@ async def test_resident_is_served_chats_rates_and_leaves_nothing_behind(browser,
             await on_screen(page, "thanks")
             await snap(page, screenshot_dir, "thanks")
 
-            [rating] = db_rows(w, Rating, Rating.session_id == call_id)
+            [rating] = rows(w, Rating, Rating.session_id == call_id)
             assert rating.level == 4 and rating.comment == "讲解很耐心"
-            assert db_rows(w, Alert) == []  # a good rating raises nothing
+            assert rows(w, Alert) == []  # a good rating raises nothing
 
             # After the short timeout: back to the start, nothing of the resident left.
             await on_screen(page, "start", timeout_ms=10000)
@@ -162,7 +155,7 @@ async def test_resident_is_served_chats_rates_and_leaves_nothing_behind(browser,
             assert resident["item"] is None and resident["priority"] is False
             assert left["chat"] == 0 and left["search"] == "" and left["comment"] == "" and left["callAttr"] is None
             assert left["storage"] == ["cloudseat.boothToken"] and left["large"] is False
-            [call] = db_rows(w, CallSession)
+            [call] = rows(w, CallSession)
             assert call.id == call_id and call.status is CallStatus.ENDED
 
 
@@ -186,7 +179,7 @@ async def test_cancel_while_nobody_can_serve_and_complain(browser, app_settings,
         await page.click("#complaint-submit")
         await page.wait_for_selector("#complaint-done:not([hidden])")
         await snap(page, screenshot_dir, "complaint-sent")
-        [alert] = db_rows(w, Alert)
+        [alert] = rows(w, Alert)
         assert alert.kind is AlertKind.BLUE and alert.booth_id == w.booth_ids["b1"] and alert.session_id == call_id
         assert "等了很久没人接" in alert.message
         await page.click("#complaint-close")
@@ -194,7 +187,7 @@ async def test_cancel_while_nobody_can_serve_and_complain(browser, app_settings,
 
         await page.click("#cancel-call")
         await on_screen(page, "start")
-        [call] = db_rows(w, CallSession)
+        [call] = rows(w, CallSession)
         assert call.id == call_id and call.status is CallStatus.ABANDONED and call.end_reason == "cancelled"
         assert await page.evaluate("window.kiosk.resident.callId") is None
 
@@ -230,7 +223,7 @@ async def test_closed_region_shows_next_opening_and_books_an_appointment(browser
         await page.wait_for_selector("#booked:not([hidden])")
         await snap(page, screenshot_dir, "booked")
 
-        [appointment] = db_rows(w, Appointment)
+        [appointment] = rows(w, Appointment)
         assert appointment.booth_id == w.booth_ids["b1"] and appointment.item_code == ITEM
         booked = appointment.slot_start if appointment.slot_start.tzinfo else appointment.slot_start.replace(
             tzinfo=ZoneInfo("UTC"))
@@ -267,7 +260,7 @@ async def test_network_drop_reconnects_and_resumes_the_same_call(browser, fast_s
             await page.click("#chat-form button[type=submit]")
             heard = await clerk.wait_for("chat.message", lambda m: m["call_id"] == call_id, timeout_s=10)
             assert heard["text"] == "我回来了"
-            calls = db_rows(w, CallSession)
+            calls = rows(w, CallSession)
             assert [c.id for c in calls] == [call_id] and calls[0].status is CallStatus.ACTIVE
 
             # A bad rating after the call raises a blue alert for the supervisors.
@@ -276,7 +269,7 @@ async def test_network_drop_reconnects_and_resumes_the_same_call(browser, fast_s
             await page.click(".level[data-level='1']")
             await page.click("#rating-submit")
             await on_screen(page, "thanks")
-            [alert] = db_rows(w, Alert)
+            [alert] = rows(w, Alert)
             assert alert.kind is AlertKind.BLUE and alert.session_id == call_id and "非常不满意" in alert.message
 
 
@@ -319,3 +312,149 @@ async def test_no_kiosk_text_is_smaller_than_24px_and_targets_are_60px(browser, 
                 return { small, tiny };
             }""")
             assert report == {"small": [], "tiny": []}, size
+
+
+def add_appointment(w: World, booth: str, *, starts_in_min: float, item: str = ITEM) -> int:
+    """A booked appointment of `booth` whose half-hour slot starts `starts_in_min` from now."""
+    from datetime import timezone
+
+    engine = make_engine(w.settings.database_url)
+    try:
+        with Session(engine) as session:
+            start = datetime.now(timezone.utc) + timedelta(minutes=starts_in_min)
+            row = Appointment(booth_id=w.booth_ids[booth], item_code=item, slot_start=start,
+                              slot_end=start + timedelta(minutes=30))
+            session.add(row)
+            session.commit()
+            assert row.id is not None
+            return row.id
+    finally:
+        engine.dispose()
+
+
+async def type_on_keypad(page: Any, digits: str) -> None:
+    await page.click(".keypad .key[data-key=clear]")
+    for digit in digits:
+        await page.click(f".keypad .key[data-key='{digit}']")
+
+
+async def test_appointment_check_in_starts_the_booked_call_first_in_line(browser, fast_settings, screenshot_dir):
+    with world(fast_settings) as w:
+        due = add_appointment(w, "b1", starts_in_min=-5)
+        later = add_appointment(w, "b1", starts_in_min=24 * 60)
+        elsewhere = add_appointment(w, "b3", starts_in_min=-5)
+        clerk = await w.clerk("c1")
+        async with clients(clerk):
+            page = await open_kiosk(browser, w)
+            await page.click("#checkin-button")
+            await on_screen(page, "checkin")
+
+            # Another booth's appointment is "not found", like a number that does not exist.
+            await type_on_keypad(page, str(elsewhere))
+            await page.click("#checkin-find")
+            await page.wait_for_selector("#checkin-error:not([hidden]) >> text=没有找到这个预约号")
+            assert await page.is_hidden("#checkin-start")
+
+            # Tomorrow's: found, but not yet, and the page says when to come.
+            await type_on_keypad(page, str(later))
+            await page.click("#checkin-find")
+            await page.wait_for_selector("[data-testid=checkin-state] >> text=还没到预约时间")
+            assert await page.is_hidden("#checkin-start")
+            assert await page.text_content("#checkin-item") == "社会保障卡补领换领"
+
+            # Now's: found and due; the call starts as an appointment (priority 2, answered first).
+            await type_on_keypad(page, str(due))
+            assert await page.input_value("#checkin-number") == str(due)
+            await page.click("#checkin-find")
+            await page.wait_for_selector("#checkin-start:not([hidden])")
+            assert "已到预约时间" in await page.text_content("[data-testid=checkin-state]")
+            await snap(page, screenshot_dir, "checkin")
+            await page.click("#checkin-start")
+            offer = await clerk.wait_for("offer", timeout_s=15)
+            assert offer["item"]["code"] == ITEM and offer["priority"] == 2
+            await clerk.request("offer.accept", call_id=offer["call_id"])
+            await on_screen(page, "call")
+            assert await page.get_attribute("body", "data-call-id") == offer["call_id"]
+            [used] = rows(w, Appointment, Appointment.id == due)
+            assert used.status == "used"
+            await clerk.request("call.end", call_id=offer["call_id"])
+            await on_screen(page, "rating")
+            await page.click("#home-button")  # 跳过: the next resident finds nothing of this one
+            await on_screen(page, "start")
+            assert await page.input_value("#checkin-number") == ""
+
+
+async def live_call_with_python_clerk(page: Any, clerk: Any) -> str:
+    await choose_item_by_initials(page)
+    await page.click("#call-button")
+    offer = await clerk.wait_for("offer", timeout_s=15)
+    await clerk.request("offer.accept", call_id=offer["call_id"])
+    await on_screen(page, "call")
+    await page.wait_for_function("window.kioskMedia.cameras !== null", timeout=20000)
+    return str(offer["call_id"])
+
+
+async def test_a_booth_with_one_camera_says_it_has_no_document_camera(browser, fast_settings, screenshot_dir):
+    from records.models import Booth, Material
+    from tests.signaling_fixtures import PASSWORD
+    from tests.web_clients import login
+
+    with world(fast_settings) as w:  # Chromium's one fake camera films the resident; no agent
+        clerk = await w.clerk("c1")
+        async with clients(clerk):
+            page = await open_kiosk(browser, w)
+            call_id = await live_call_with_python_clerk(page, clerk)
+            with closing(login(w.url, "c1", PASSWORD)) as c1:
+                assert c1.post(f"/api/seat/calls/{call_id}/capture", json={"material_code": "id_card"}).status_code == 202
+            await page.wait_for_selector("body[data-capture=no_camera]", timeout=20000)
+            assert "没有高拍仪" in await page.text_content("#device-title")
+            assert await page.is_hidden("#device-preview")
+            told = await clerk.wait_for("chat.message", lambda m: m["call_id"] == call_id, timeout_s=10)
+            assert "未接入高拍仪" in told["text"] and told["sender"] == "booth"
+            assert rows(w, Material) == []  # no picture of the resident's face became a "document"
+            await assert_accessible(page, "no document camera")
+            await page.screenshot(path=str(screenshot_dir / "kiosk-no-doc-camera-portrait.png"))
+            engine = make_engine(w.settings.database_url)
+            try:
+                for _ in range(100):
+                    with Session(engine) as session:
+                        booth = session.get(Booth, w.booth_ids["b1"])
+                        if booth is not None and booth.device_status.get("doc_camera") == "missing":
+                            break
+                    await page.wait_for_timeout(100)  # polling the records the server writes after the ack
+                assert booth is not None and booth.device_status.get("doc_camera") == "missing"
+            finally:
+                engine.dispose()
+
+
+async def test_with_two_cameras_the_still_comes_from_the_one_that_is_not_the_face(fast_settings):
+    from playwright.async_api import async_playwright
+
+    from records.models import Material
+    from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+    from tests.signaling_fixtures import PASSWORD
+    from tests.web_clients import login
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    args = [a if a != "--use-fake-device-for-media-stream" else "--use-fake-device-for-media-stream=device-count=2"
+            for a in CHROMIUM_ARGS]
+    with world(fast_settings) as w:
+        clerk = await w.clerk("c1")
+        async with clients(clerk), async_playwright() as pw:
+            two_cameras = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+            try:
+                page = await open_kiosk(two_cameras, w)
+                call_id = await live_call_with_python_clerk(page, clerk)
+                face = await page.evaluate("window.kioskMedia.cameras.face.getSettings().deviceId")
+                with closing(login(w.url, "c1", PASSWORD)) as c1:
+                    assert c1.post(f"/api/seat/calls/{call_id}/capture", json={}).status_code == 202
+                await page.wait_for_selector("body[data-capture=uploaded]", timeout=20000)
+                used = await page.evaluate("window.kioskCapture.deviceId")
+                assert await page.evaluate("window.kioskCapture.source") == "browser"
+                assert used and used != face
+                last = await page.evaluate("window.kioskCapture.last")
+                [material] = rows(w, Material, Material.id == last["material_id"])
+                assert (material.width, material.height) == (last["width"], last["height"])
+            finally:
+                await two_cameras.close()

@@ -16,13 +16,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from PIL import Image
-from sqlmodel import Session, select
 
-from records.db import make_engine
 from records.models import Case, CaseStatus, Event, PrintJob, PrintStatus
 from signaling.service_hours import WorkCalendar
 from tests.pdf_text import pdf_text
-from tests.signaling_fixtures import PASSWORD, World, clients, world
+from tests.signaling_fixtures import PASSWORD, World, clients, rows, world
 from tests.web_clients import anonymous_client, booth_client, login
 
 ITEM = "SB-004"  # 社会保障卡补领换领: 5 working days; id_card and photo mandatory
@@ -50,14 +48,6 @@ def png(width: int, height: int) -> bytes:
     Image.new("RGB", (width, height), (200, 180, 120)).save(out, "PNG")
     return out.getvalue()
 
-
-def rows(w: World, model: Any, *where: Any) -> list[Any]:
-    engine = make_engine(w.settings.database_url)
-    try:
-        with Session(engine) as session:
-            return list(session.exec(select(model).where(*where)))
-    finally:
-        engine.dispose()
 
 
 async def live_call(w: World, booth: Any, clerk: Any, item: str = ITEM) -> str:
@@ -220,14 +210,13 @@ async def test_refusal_and_supplement_documents(app_settings):
 
 
 def test_region_calendar_counts_working_weekends():
-    from seat.decisions import region_calendar
-    from records.models import Region
-    from signaling.service_hours import add_working_days
+    from signaling.service_hours import add_working_days, calendar_of
 
-    region = Region(code="x", name_zh="x", name_en="x", service_hours={
-        "weekdays": ALL_DAY, "holidays": [f"2025-10-0{d}" for d in range(1, 9)], "working_weekends": ["2025-10-11"]})
-    zone, calendar = region_calendar(region, "Asia/Shanghai")
+    hours = {"weekdays": ALL_DAY, "holidays": [f"2025-10-0{d}" for d in range(1, 9)],
+             "working_weekends": ["2025-10-11"]}
+    zone, calendar = calendar_of(hours, "Asia/Shanghai", region="x")
     assert str(zone) == "Asia/Shanghai"
     # 国庆: 1-8 Oct off, Saturday 11 Oct worked (调休).
     assert add_working_days(date(2025, 9, 30), 5, calendar) == date(2025, 10, 14)
-    assert region_calendar(None, "Asia/Shanghai")[1] == WorkCalendar()
+    assert calendar_of(None, "Asia/Shanghai")[1] == WorkCalendar()
+    assert calendar_of({"weekdays": "nonsense"}, "Asia/Shanghai")[1] == WorkCalendar()  # invalid: Mon-Fri

@@ -41,6 +41,8 @@ export class BoothApi {
   catalog() { return this.call("GET", "/api/booth/catalog"); }
   /** @param {string} itemCode */
   slots(itemCode) { return this.call("GET", `/api/booth/slots?item_code=${encodeURIComponent(itemCode)}`); }
+  /** This booth's appointment, for the check-in screen. @param {number} id */
+  appointment(id) { return this.call("GET", `/api/booth/appointments/${id}`); }
   /** @param {string} callId @param {number} level @param {string} comment */
   rate(callId, level, comment) { return this.call("POST", "/api/booth/ratings", { call_id: callId, level, comment }); }
   /** @param {string} category @param {string} text @param {string | null} callId */

@@ -82,6 +82,10 @@ export function errorText(code) {
     disconnected: ["网络不稳定，请稍后再试。", "The network is unstable. Please try again."],
     timeout: ["网络不稳定，请稍后再试。", "The network is unstable. Please try again."],
     already_rated: ["本次服务已评价过。", "This service was already rated."],
+    appointment_not_found: ["没有找到这个预约号，请核对后重新输入。", "No appointment with that number here. Please check it and try again."],
+    appointment_used: ["这个预约已经使用或取消。", "This appointment was already used or cancelled."],
+    appointment_not_due: ["还没到预约时间，请在预约开始前 10 分钟内签到。", "It is not your time yet. Check in from 10 minutes before your slot."],
+    invalid_appointment_number: ["请输入数字预约号。", "Please enter the appointment number (digits)."],
   };
   const pair = known[code] ?? ["操作未成功，请再试一次或联系工作人员。", "That did not work. Please try again or ask for help."];
   return tr(pair[0], pair[1]);

@@ -3,9 +3,13 @@
  * The kiosk's document devices during a call: `capture.request` (take a full-resolution still of
  * the document camera and upload it) and `print.request` (print the decision document).
  *
- * The still is taken at the camera track's own size (getSettings().width/height, after asking for
- * the largest the camera offers), never a frame of the encoded call stream. The upload goes as
- * multipart with the booth token and shows its progress; the resident sees what was captured.
+ * The still comes from the document camera (高拍仪), never the face camera and never a frame of
+ * the encoded call stream: the booth agent's camera when the agent has one (it takes the still
+ * and uploads it with its own token), else a browser camera labelled as the document camera, else
+ * the camera that is not the face camera. A booth with a single camera has no document camera:
+ * the resident and the clerk are told so plainly, instead of a picture of the resident's face.
+ * A browser still is taken at the track's own size (getSettings().width/height, after asking for
+ * the largest the camera offers) and uploaded as multipart with the booth token, with progress.
  *
  * Printing: with `?agent=1` (or `?agent=<url>`) the page hands the job id to the booth agent on
  * loopback (booth/agent.py, KioskBridge), which fetches, prints and reports; otherwise the page
@@ -18,11 +22,14 @@ const params = new URLSearchParams(location.search);
 const agentParam = params.get("agent");
 /** @type {string | null} */
 const AGENT_URL = agentParam ? (agentParam === "1" ? DEFAULT_AGENT : agentParam.replace(/\/$/, "")) : null;
-const DOC_LABEL = /doc|document|高拍|scanner/i;
+/** Same words as kiosk-media.js: a camera whose label says it is the document camera. */
+const DOC_LABEL = /高拍|文件|文档|doc|scan|visualizer/i;
 
 /** What the page did last, for tests and support staff; read-only by convention. */
 const capture = {
-  /** @type {{material_id: number, width: number, height: number, sha256: string, size: number} | null} */ last: null,
+  /** @type {{material_id: number, width: number, height: number, sha256: string, size: number, source: string, uploaded_sha256?: string} | null} */ last: null,
+  /** @type {"agent" | "browser" | "none" | null} where the last capture was asked from */ source: null,
+  /** @type {string | null} the browser camera of the last browser capture */ deviceId: null,
   /** @type {{width: number, height: number} | null} */ settings: null,
   /** @type {{print_job_id: number, status: string, error?: string} | null} */ lastPrint: null,
   busy: false,
@@ -67,18 +74,39 @@ function showPanel(title, status, percent) {
   return dialog;
 }
 
-/** The document camera: a device whose label says so, else the last camera (the face camera comes first). */
-async function documentCameraId() {
-  const devices = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === "videoinput");
-  const named = devices.find((d) => DOC_LABEL.test(d.label));
-  return (named ?? devices[devices.length - 1])?.deviceId || undefined;
+/** The face camera kiosk-media.js opened for the call, to never take a document from it. */
+function faceCameraId() {
+  const face = /** @type {any} */ (window).kioskMedia?.cameras?.face;
+  return face ? face.getSettings().deviceId : undefined;
 }
 
-/** A still at the camera's full resolution, as a JPEG blob. */
-async function takeStill() {
-  const deviceId = await documentCameraId();
+/**
+ * Where the document still comes from: the agent's camera, a browser document camera, or none.
+ * @returns {Promise<{kind: "agent"} | {kind: "browser", deviceId: string} | {kind: "none"}>}
+ */
+async function documentSource() {
+  if (AGENT_URL) {
+    try {
+      const response = await fetch(`${AGENT_URL}/status`);
+      const { devices } = await response.json();
+      if (devices?.doc_camera === "ok") return { kind: "agent" };
+    } catch {
+      // No agent answering: look for a camera in the browser.
+    }
+  }
+  const cameras = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === "videoinput" && d.deviceId);
+  const named = cameras.find((d) => DOC_LABEL.test(d.label));
+  if (named) return { kind: "browser", deviceId: named.deviceId };
+  if (cameras.length < 2) return { kind: "none" }; // the only camera films the resident
+  const face = faceCameraId();
+  const other = cameras.find((d) => d.deviceId !== face) ?? cameras[cameras.length - 1];
+  return { kind: "browser", deviceId: other.deviceId };
+}
+
+/** A still at the camera's full resolution, as a JPEG blob. @param {string} deviceId */
+async function takeStill(deviceId) {
   const stream = await navigator.mediaDevices.getUserMedia({ audio: false, video: {
-    ...(deviceId ? { deviceId: { exact: deviceId } } : {}),
+    deviceId: { exact: deviceId },
     // Ask for more than any camera has: the track settles on the largest it offers.
     width: { ideal: 8192 }, height: { ideal: 8192 },
   } });
@@ -136,19 +164,37 @@ function uploadStill(token, callId, blob, code, onProgress) {
 async function onCaptureRequest(kiosk, m) {
   if (capture.busy || !kiosk.api) return;
   capture.busy = true;
+  document.body.dataset.capture = "capturing";
   const title = tr("正在拍摄材料", "Capturing your document");
   try {
     showPanel(title, tr("请保持材料平整，不要移动……", "Keep the document flat and still…"), 0);
-    const blob = await takeStill();
-    showPanel(title, tr("正在上传给工作人员……", "Sending it to the clerk…"), 0);
-    const stored = await uploadStill(kiosk.api.token, m.call_id, blob, m.material_code ?? null,
-      (/** @type {number} */ pct) => showPanel(title, tr("正在上传给工作人员……", "Sending it to the clerk…"), pct));
-    capture.last = stored;
+    const source = await documentSource();
+    capture.source = source.kind;
+    capture.deviceId = source.kind === "browser" ? source.deviceId : null;
+    if (source.kind === "none") {
+      await noDocumentCamera(kiosk, m);
+      return;
+    }
+    /** @type {string} */
+    let preview;
+    if (source.kind === "agent") {
+      const stored = await captureByAgent(m);
+      capture.last = { ...stored, source: "agent" };
+      preview = stored.preview;
+      delete capture.last.preview;
+    } else {
+      const blob = await takeStill(source.deviceId);
+      showPanel(title, tr("正在上传给工作人员……", "Sending it to the clerk…"), 0);
+      const stored = await uploadStill(kiosk.api.token, m.call_id, blob, m.material_code ?? null,
+        (/** @type {number} */ pct) => showPanel(title, tr("正在上传给工作人员……", "Sending it to the clerk…"), pct));
+      capture.last = { ...stored, source: "browser" };
+      preview = URL.createObjectURL(blob);
+    }
     const dialog = showPanel(tr("材料已拍摄", "Document captured"),
       tr("已发送给工作人员审核，请稍候。", "Sent to the clerk for review. Please wait."), 100);
     const img = /** @type {HTMLImageElement} */ (dialog.querySelector("#device-preview"));
     if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
-    img.src = URL.createObjectURL(blob);
+    img.src = preview;
     img.hidden = false;
     document.body.dataset.capture = "uploaded";
   } catch (err) {
@@ -158,6 +204,33 @@ async function onCaptureRequest(kiosk, m) {
   } finally {
     capture.busy = false;
   }
+}
+
+/** The agent takes the still with its camera and uploads it itself. @param {any} m */
+async function captureByAgent(m) {
+  const response = await fetch(`${AGENT_URL}/capture`, { method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ call_id: m.call_id, ...(m.material_code ? { material_code: m.material_code } : {}) }) });
+  const body = await response.json().catch(() => ({}));
+  if (response.status !== 201) throw Object.assign(new Error("agent capture refused"), { code: body.error ?? String(response.status) });
+  return body;
+}
+
+/**
+ * A booth whose only camera films the resident: say so to the resident and to the clerk (a chat
+ * line), and report the document camera missing, rather than send a picture of a face.
+ * @param {any} kiosk @param {any} m
+ */
+async function noDocumentCamera(kiosk, m) {
+  document.body.dataset.capture = "no_camera";
+  const img = /** @type {HTMLImageElement} */ (panel().querySelector("#device-preview"));
+  img.hidden = true;
+  showPanel(tr("本晓屋没有高拍仪", "This booth has no document camera"),
+    tr("无法拍摄材料。请把材料对准屏幕上方的摄像头给工作人员看，或按工作人员的指引办理。",
+      "Documents cannot be captured here. Hold the document up to the camera for the clerk, or follow the clerk's advice."), null);
+  if (!kiosk.client) return;
+  await kiosk.client.request("chat.send", { call_id: m.call_id,
+    text: tr("【系统】本晓屋未接入高拍仪，无法拍摄材料。", "[System] This booth has no document camera; documents cannot be captured.") }).catch(() => {});
+  await kiosk.client.request("device.status", { devices: { doc_camera: "missing" } }).catch(() => {});
 }
 
 /** @param {any} kiosk @param {number} jobId @param {string} status @param {string} [error] */

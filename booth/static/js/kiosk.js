@@ -16,6 +16,8 @@ import { faceSvg, iconSvg } from "./icons.js";
 import { RATING_LEVELS, errorText, formatDay, formatLimit, formatWait, formatWhen, isEnglish, localParts, nameOf, tr } from "./i18n.js";
 import { search } from "./search.js";
 import { handleDevicePush } from "./kiosk-capture.js";
+import { handleSignaturePush } from "./kiosk-signature.js";
+import { watchIdCard } from "./kiosk-idcard.js";
 import { startKioskMedia, stopKioskMedia } from "./kiosk-media.js";
 
 /**
@@ -23,7 +25,8 @@ import { startKioskMedia, stopKioskMedia } from "./kiosk-media.js";
  * @typedef {{code: string, name_zh: string, name_en: string, category: string, initials: string, time_limit_days: number, cross_region: boolean, materials: MaterialInfo[]}} Item
  * @typedef {{code: string, name_zh: string, name_en: string, icon: string, count: number}} Category
  * @typedef {{open: boolean, next_opening: string | null}} Service
- * @typedef {"loading"|"start"|"category"|"item"|"waiting"|"closed"|"call"|"rating"|"thanks"} Screen
+ * @typedef {"loading"|"start"|"category"|"item"|"checkin"|"waiting"|"closed"|"call"|"rating"|"thanks"} Screen
+ * @typedef {{appointment_id: number, item_code: string, item: {name_zh: string, name_en: string}, slot_start: string, slot_end: string, status: string, due: boolean}} AppointmentInfo
  */
 
 const TOKEN_KEY = "cloudseat.boothToken";
@@ -32,7 +35,7 @@ const params = new URLSearchParams(location.search);
 const THANKS_S = clamp(Number(params.get("thanks_s") ?? 8), 1, 60);
 const IDLE_S = clamp(Number(params.get("idle_s") ?? 120), 10, 1800);
 /** Screens a resident may leave with the footer's Back/Start buttons. */
-const BROWSING = new Set(["category", "item", "closed", "rating"]);
+const BROWSING = new Set(["category", "item", "checkin", "closed", "rating"]);
 
 /** @param {number} n @param {number} lo @param {number} hi */
 function clamp(n, lo, hi) {
@@ -70,6 +73,7 @@ function freshResident() {
     /** @type {any[]} pushes that arrived before the call.request ack */ early: [],
     /** @type {{days: {date: string, slots: string[]}[], day: number, slot: string | null, reason: string} | null} */
     booking: null,
+    /** @type {AppointmentInfo | null} the appointment found on the check-in screen */ checkin: null,
     cancelling: false,
   };
 }
@@ -123,6 +127,7 @@ function promptOf(screen) {
     case "item": return r.item ? tr(`${nameOf(r.item)}。请准备好所列材料，然后点击呼叫工作人员。`, `${nameOf(r.item)}. Have the listed documents ready, then tap Call a clerk.`) : "";
     case "waiting": return tr("正在为您呼叫工作人员，请稍候。", "Calling a clerk for you. Please wait.");
     case "closed": return tr("请选择预约时间。", "Please choose a time for your appointment.");
+    case "checkin": return tr("请输入您的预约号。", "Please enter your appointment number.");
     case "call": return tr("工作人员已接通。", "A clerk has answered.");
     case "rating": return tr("请对本次服务进行评价。", "Please rate this service.");
     case "thanks": return tr("谢谢您。", "Thank you.");
@@ -314,6 +319,90 @@ function showError(id, code) {
   const box = $(id);
   box.textContent = errorText(code);
   box.hidden = false;
+}
+
+// ------------------------------------------------------------------------------------ 预约签到
+
+function openCheckin() {
+  kiosk.resident.checkin = null;
+  $input("checkin-number").value = "";
+  $("checkin-error").hidden = true;
+  $("checkin-found").hidden = true;
+  $("checkin-start").hidden = true;
+  show("checkin");
+}
+
+/** A key of the on-screen keypad. @param {string} key */
+function checkinKey(key) {
+  const input = $input("checkin-number");
+  if (key === "clear") input.value = "";
+  else if (key === "back") input.value = input.value.slice(0, -1);
+  else if (input.value.length < 9) input.value += key;
+  $("checkin-error").hidden = true;
+}
+
+async function findAppointment() {
+  const r = kiosk.resident;
+  const raw = $input("checkin-number").value.trim();
+  $("checkin-error").hidden = true;
+  if (!/^[0-9]{1,9}$/.test(raw) || !kiosk.api) {
+    showError("checkin-error", "invalid_appointment_number");
+    return;
+  }
+  try {
+    r.checkin = await kiosk.api.appointment(Number(raw));
+  } catch (err) {
+    r.checkin = null;
+    $("checkin-found").hidden = true;
+    $("checkin-start").hidden = true;
+    showError("checkin-error", err instanceof ApiError ? err.code : "internal");
+    return;
+  }
+  renderCheckin(r.checkin);
+}
+
+/** What was found: the item and slot, and whether the call can start now (or why not). @param {AppointmentInfo} found */
+function renderCheckin(found) {
+  const usable = found.status === "booked";
+  const due = usable && found.due;
+  $("checkin-found").hidden = false;
+  $("checkin-found").classList.toggle("is-due", due);
+  $("checkin-found").classList.toggle("is-not-due", !due);
+  $("checkin-found-title").textContent = tr(`预约号 ${found.appointment_id}`, `Appointment ${found.appointment_id}`);
+  $("checkin-item").textContent = nameOf(found.item);
+  $("checkin-when").textContent = `${formatWhen(found.slot_start)}–${localParts(found.slot_end).hhmm}`;
+  $("checkin-state").textContent = !usable ? errorText("appointment_used")
+    : due ? tr("已到预约时间，请点击下方按钮开始办理，您将优先接听。", "It is your time: tap the button below; you are answered first.")
+      : errorText("appointment_not_due");
+  $("checkin-start").hidden = !due;
+  if (due) $("checkin-start").focus();
+}
+
+/** The appointment's call: the server checks it is this booth's, booked and due, and queues it first. */
+async function startAppointmentCall() {
+  const r = kiosk.resident;
+  const found = r.checkin;
+  const client = kiosk.client;
+  const item = found ? kiosk.itemsByCode.get(found.item_code) : undefined;
+  if (!found || !item || !client || r.callState) return;
+  r.item = item;
+  r.callItem = item;
+  r.priority = false;
+  r.callState = "requesting";
+  $("checkin-start").setAttribute("aria-busy", "true");
+  try {
+    const ack = await client.request("call.request", { item_code: item.code, appointment_id: found.appointment_id });
+    r.callId = ack.call_id;
+    r.lastCallId = ack.call_id;
+    enterWaiting(ack.position);
+    for (const push of r.early.splice(0)) onPush(push);
+  } catch (err) {
+    r.callState = null;
+    r.early = [];
+    showError("checkin-error", err instanceof ProtocolError ? err.code : "internal");
+  } finally {
+    $("checkin-start").removeAttribute("aria-busy");
+  }
 }
 
 // ------------------------------------------------------------------------------------ waiting
@@ -637,7 +726,7 @@ function resetToStart() {
   closeComplaint();
   kiosk.resident = freshResident();
   delete document.body.dataset.callId;
-  for (const id of ["search-input", "chat-input", "rating-comment", "complaint-text"]) $input(id).value = "";
+  for (const id of ["search-input", "chat-input", "rating-comment", "complaint-text", "checkin-number"]) $input(id).value = "";
   /** @type {HTMLFormElement} */ ($("complaint-form")).reset();
   for (const id of ["chat-log", "category-items", "item-materials", "search-results", "slot-days", "slot-grid", "rating-levels"]) {
     $(id).replaceChildren();
@@ -646,6 +735,9 @@ function resetToStart() {
     $(id).textContent = "";
   }
   $("closed-note").hidden = false;
+  $("checkin-found").hidden = true;
+  $("checkin-start").hidden = true;
+  $("checkin-error").hidden = true;
   setPriority(false);
   setLarge(false);
   setSpeech(false);
@@ -683,6 +775,7 @@ function onPush(m) {
   }
   if (m.call_id && m.call_id !== r.callId) return; // an old call's news
   if (r.callState === "live" && handleDevicePush(kiosk, m)) return; // capture.request, print.request
+  if (handleSignaturePush(kiosk, m)) return; // signature.request; closes the pad when the call ends
   switch (m.type) {
     case "queue.position":
       if (r.callState === "waiting") renderQueue(m.position, m.estimated_wait_s);
@@ -817,6 +910,15 @@ function wire() {
   $("book-button").addEventListener("click", book);
   $("booked-done").addEventListener("click", resetToStart);
   $("hangup").addEventListener("click", cancelCall);
+  $("checkin-button").addEventListener("click", openCheckin);
+  for (const key of document.querySelectorAll(".keypad .key")) {
+    key.addEventListener("click", () => checkinKey(/** @type {HTMLElement} */ (key).dataset.key ?? ""));
+  }
+  $("checkin-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    findAppointment();
+  });
+  $("checkin-start").addEventListener("click", startAppointmentCall);
   $("chat-form").addEventListener("submit", (event) => {
     event.preventDefault();
     sendChat($input("chat-input").value);
@@ -844,6 +946,7 @@ function wire() {
     if (kiosk.screen === "category") show("start");
     else if (kiosk.screen === "item" && r.itemFrom === "category" && r.category) openCategory(r.category);
     else if (kiosk.screen === "item") show("start");
+    else if (kiosk.screen === "checkin") show("start");
     else if (kiosk.screen === "closed" && r.item) { r.booking = null; openItem(r.item, r.itemFrom); }
   });
   for (const type of ["pointerdown", "keydown", "input"]) document.addEventListener(type, armIdle, { passive: true });
@@ -901,6 +1004,7 @@ async function main() {
   kiosk.items = catalog.items;
   kiosk.itemsByCode = new Map(kiosk.items.map((/** @type {Item} */ item) => [item.code, item]));
   wire();
+  watchIdCard(kiosk); // the booth agent's ID card reader, while a call is live
   renderTiles();
   const client = await connect(token);
   kiosk.client = client;

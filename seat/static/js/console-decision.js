@@ -1,18 +1,24 @@
 // @ts-check
 /**
- * The clerk's document work in a live call: ask the booth for a capture (拍摄材料), look at the
- * captured stills (zoom, rotate), tick them against the item's checklist, and decide:
+ * The clerk's document work in a live call: ask the booth for a capture (拍摄材料) or for the
+ * resident's signature (请签名), look at the captured stills and signatures (zoom, rotate), tick
+ * them against the item's checklist, and decide:
  * 受理 (accept), 不予受理 (refuse, with reason) or 补正 (one-time notice listing every missing
  * material). The document then prints at the booth; `print.result` says how that went.
  *
  * console.js calls `openDocuments` when a call starts, `closeDocuments` when it ends, and hands
- * `material.added` / `print.result` pushes to `documentsPush`. Everything lives in #documents.
+ * `material.added` / `print.result` / `idcard.read` pushes to `documentsPush`. Everything lives in
+ * #documents, except the ID card, which console-idcard.js shows beside the live face (#idcard).
  * Unsafe requests carry the session's CSRF token (the logout form holds it).
  */
 import { CASE_STATUS, EN, errorText, label, tr } from "./console-text.js";
+import { closeIdCard, idCardPush, openIdCard, showIdCard } from "./console-idcard.js";
 
 /** @typedef {{code: string, name_zh: string, name_en: string, mandatory: boolean}} ChecklistEntry */
-/** @typedef {{material_id: number, width: number, height: number, sha256: string, checklist_code: string | null, url: string}} MaterialRow */
+/** @typedef {{material_id: number, kind: string, width: number, height: number, sha256: string, checklist_code: string | null, url: string}} MaterialRow */
+
+/** Material kinds other than a document still, as the gallery names them. @type {Record<string, [string, string]>} */
+const KIND_NAMES = { signature: ["签名", "Signature"], id_photo: ["身份证照片", "ID card photo"] };
 
 const docs = {
   /** @type {string | null} */ callId: null,
@@ -81,6 +87,7 @@ function build() {
       el("label", { for: "capture-code", class: "visually-hidden", text: tr("要拍摄的材料", "Document to capture") }),
       el("select", { id: "capture-code" }),
       el("button", { type: "button", id: "capture-button", class: "btn btn-primary", text: tr("拍摄材料", "Capture document") }),
+      el("button", { type: "button", id: "signature-button", class: "btn btn-secondary", text: tr("请签名", "Ask for signature") }),
     ]),
     el("p", { id: "docs-status", class: "docs-status", role: "status", "aria-live": "polite" }),
     el("div", { class: "docs-body" }, [
@@ -118,6 +125,7 @@ function build() {
     el("div", { id: "decision-result", class: "decision-result", hidden: "", "data-testid": "decision-result" }),
   );
   $("capture-button").addEventListener("click", requestCapture);
+  $("signature-button").addEventListener("click", requestSignature);
   $("zoom-in").addEventListener("click", () => transform(docs.zoom * 1.25, docs.rotate));
   $("zoom-out").addEventListener("click", () => transform(Math.max(0.25, docs.zoom / 1.25), docs.rotate));
   $("rotate").addEventListener("click", () => transform(docs.zoom, (docs.rotate + 90) % 360));
@@ -160,10 +168,11 @@ function renderGallery() {
   const byCode = new Map(docs.checklist.map((m) => [m.code, m]));
   $("gallery").replaceChildren(...docs.materials.map((m, i) => {
     const entry = m.checklist_code ? byCode.get(m.checklist_code) : null;
+    const kind = KIND_NAMES[m.kind];
     const button = el("button", { type: "button", class: "thumb", "data-material-id": String(m.material_id),
-      "aria-pressed": String(docs.selected === m.material_id) }, [
-      el("img", { src: m.url, alt: tr(`材料 ${i + 1}`, `Document ${i + 1}`), loading: "lazy" }),
-      el("span", { class: "thumb-meta", text: `${m.width}×${m.height}` }),
+      "data-kind": m.kind, "aria-pressed": String(docs.selected === m.material_id) }, [
+      el("img", { src: m.url, alt: kind ? `${label(KIND_NAMES, m.kind)} ${i + 1}` : tr(`材料 ${i + 1}`, `Document ${i + 1}`), loading: "lazy" }),
+      el("span", { class: "thumb-meta", text: kind ? `${label(KIND_NAMES, m.kind)} · ${m.width}×${m.height}` : `${m.width}×${m.height}` }),
       el("span", { class: entry ? "badge badge-ok" : "badge badge-optional",
         text: entry ? `✓ ${nameOf(entry)}` : tr("未核验", "Not ticked") }),
     ]);
@@ -189,9 +198,12 @@ function select(id) {
 
 async function loadMaterials() {
   if (!docs.callId) return;
-  const { materials } = await call("GET", `/api/seat/calls/${docs.callId}/materials`);
+  const callId = docs.callId;
+  const { materials, id_card: card } = await call("GET", `/api/seat/calls/${callId}/materials`);
+  if (docs.callId !== callId) return;
   docs.materials = materials;
   renderGallery();
+  showIdCard(callId, card ?? null);
 }
 
 // ------------------------------------------------------------------ actions
@@ -207,6 +219,19 @@ async function requestCapture() {
     say(errorText(err), "error");
   } finally {
     $("capture-button").disabled = false;
+  }
+}
+
+async function requestSignature() {
+  if (!docs.callId) return;
+  $("signature-button").disabled = true;
+  try {
+    await call("POST", `/api/seat/calls/${docs.callId}/capture`, { kind: "signature" });
+    say(tr("已请居民在屏幕上签名，请等待……", "The resident is asked to sign on the screen; waiting…"));
+  } catch (err) {
+    say(errorText(err), "error");
+  } finally {
+    $("signature-button").disabled = false;
   }
 }
 
@@ -266,6 +291,7 @@ export async function openDocuments(callId, itemCode) {
   build();
   if (!$("documents")) return;
   Object.assign(docs, { callId, checklist: [], materials: [], selected: null, decided: null, printResult: null });
+  openIdCard(callId);
   $("viewer").hidden = true;
   $("decision-result").hidden = true;
   $("decision-submit").disabled = false;
@@ -285,13 +311,19 @@ export async function openDocuments(callId, itemCode) {
 /** The call ended or moved on. */
 export function closeDocuments() {
   docs.callId = null;
+  closeIdCard();
 }
 
 /** Pushes for the documents panel; true when handled. @param {any} m */
 export function documentsPush(m) {
   if (!docs.callId || m.call_id !== docs.callId) return false;
+  if (idCardPush(m)) {
+    loadMaterials().catch((err) => say(errorText(err), "error")); // its photo joins the gallery
+    return true;
+  }
   if (m.type === "material.added") {
-    say(tr(`收到材料（${m.width}×${m.height}）。`, `Document received (${m.width}×${m.height}).`), "ok");
+    say(m.kind === "signature" ? tr("收到居民签名。", "The resident's signature arrived.")
+      : tr(`收到材料（${m.width}×${m.height}）。`, `Document received (${m.width}×${m.height}).`), "ok");
     loadMaterials().then(() => select(m.material_id)).catch((err) => say(errorText(err), "error"));
     return true;
   }

@@ -184,28 +184,64 @@ async function applyWelcome(welcome) {
 }
 
 /**
- * A reload (a language switch, F5) closes the socket, and the server signs a clerk who was
- * available or not ready in afresh as not ready / signed_in. Put back the state this tab had
- * moments ago; a live call or wrap-up the server keeps by itself.
+ * A reload (a language switch, F5), a crashed or reopened tab closes the socket, and the server
+ * signs a clerk who was available or not ready in afresh as not ready / signed_in. Put back the
+ * state this clerk had moments ago in this browser; a live call or wrap-up the server keeps by
+ * itself. When nothing is put back, say why the clerk is not ready instead of leaving them to
+ * wonder (the server's "signed_in" alone reads as if they had just logged in).
+ * The state is kept in localStorage (not sessionStorage) so that a reopened tab finds it too.
  * @param {Message} welcome
  */
 async function restoreAfterReload(welcome) {
-  const kept = store.get("leftState", null);
-  store.set("leftState", null);
-  if (!kept || Date.now() - kept.at > RESTORE_WITHIN_MS) return;
+  const kept = leftState.take(welcome.clerk?.id);
   if (welcome.state.status !== "not_ready" || welcome.state.reason !== "signed_in") return;
-  if (kept.status === "available") await send("presence.set", { status: "available" }).catch(() => {});
-  else if (kept.status === "not_ready" && PAUSE_REASONS.includes(kept.reason)) {
-    await send("presence.set", { status: "not_ready", reason: kept.reason }).catch(() => {});
+  if (!kept) {
+    notify(tr("您已登录，当前为暂停状态，不会收到来电。准备好后请点击“空闲”。",
+      "You are signed in and not ready: no calls ring here. Choose \"Available\" when you are ready."), "info");
+    return;
+  }
+  const away = Math.round((Date.now() - kept.at) / 1000);
+  if (away * 1000 > RESTORE_WITHIN_MS) {
+    notify(tr(`页面离开了 ${away} 秒，为避免错过来电已暂停接听。准备好后请点击“空闲”。`,
+      `The console was away for ${away} s, so you were set to not ready to avoid missed calls. Choose "Available" when ready.`), "info");
+    return;
+  }
+  try {
+    if (kept.status === "available") await send("presence.set", { status: "available" });
+    else if (kept.status === "not_ready" && PAUSE_REASONS.includes(kept.reason)) {
+      await send("presence.set", { status: "not_ready", reason: kept.reason });
+    } else if (kept.status === "not_ready" && kept.reason === "missed_offer") {
+      notify(tr("刷新前有来电超时未接，您仍为暂停状态。准备好后请点击“空闲”。",
+        "A call went unanswered before the reload; you are still not ready. Choose \"Available\" when ready."), "info");
+    }
+  } catch (err) {
+    notify(tr("未能恢复刷新前的状态：", "Could not restore your state from before the reload: ") + errorText(err), "error");
   }
 }
-const RESTORE_WITHIN_MS = 30000;
+const RESTORE_WITHIN_MS = 60000;
 const PAUSE_REASONS = ["break", "training", "meeting", "other"]; // what presence.set accepts
+/** The clerk's state when the page went away, for the next page of the same clerk in this browser. */
+const leftState = {
+  key: "cloudseat.leftState",
+  /** @param {any} value */
+  save(value) {
+    try { localStorage.setItem(this.key, JSON.stringify(value)); } catch { /* storage disabled: no restore */ }
+  },
+  /** The kept state of `clerkId`, once (it is removed). @param {number | undefined} clerkId */
+  take(clerkId) {
+    let kept = null;
+    try {
+      kept = JSON.parse(localStorage.getItem(this.key) ?? "null");
+      localStorage.removeItem(this.key);
+    } catch { /* unreadable: nothing to restore */ }
+    return kept && kept.clerk === clerkId ? kept : null;
+  },
+};
 let loggingOut = false;
 document.querySelector("form[action='/logout']")?.addEventListener("submit", () => { loggingOut = true; });
 window.addEventListener("pagehide", () => {
   if (!loggingOut && state.connected && ["available", "not_ready"].includes(state.status)) {
-    store.set("leftState", { status: state.status, reason: state.reason, at: Date.now() });
+    leftState.save({ clerk: client?.welcome?.clerk?.id, status: state.status, reason: state.reason, at: Date.now() });
   }
 });
 

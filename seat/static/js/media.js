@@ -22,8 +22,9 @@
  * Reconnecting: a peer connection does not survive the socket that set it up (the hub replaces a
  * party's peer on its next offer, and a dropped kiosk has to be assumed to have lost its network
  * path too). After the protocol client's `reconnected`, a NEW peer connection is set up: by
- * itself for the clerk and a monitor (`resume: "auto"`), by the page calling `restart()` once it
- * has resumed the call for the booth (`resume: "manual"`, after `call.request` `resume_call_id`).
+ * itself for the clerk (`resume: "auto"`), by the page calling `restart()` once it has resumed the
+ * call: the booth after `call.request` `resume_call_id`, and a monitor after sending `monitor.join`
+ * again (a supervisor's `welcome` names no call, so both use `resume: "manual"`).
  * No module state: everything lives on the `CallMedia` object.
  */
 
@@ -155,7 +156,7 @@ export function stopTracks(tracks) {
 /**
  * Connect this page's media for a live call; resolves once the hub's answer is applied (the
  * media itself follows within a moment). Rejects with the protocol's `ProtocolError` when the
- * hub refuses (`call_not_found`, `wrong_node`, `bad_track`, `media_unavailable` ...).
+ * hub refuses (`call_not_found`, `bad_track`, `media_unavailable` ...).
  * @param {ProtocolClient} client @param {string} callId @param {JoinOptions} options
  * @returns {Promise<CallMedia>}
  */
