@@ -1,36 +1,17 @@
-"""Landing pages after login (the supervisor console grows from here; the clerk console is `seat.console`)."""
+"""Where a login lands (each role's page: `seat.console`, `seat.supervise_wall`) and who the caller is."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from signaling.access import Kind, resolve_principal
+from signaling.access import resolve_principal
 from seat.auth_pages import home_of
-
-ROLE_LABELS = {
-    Kind.CLERK: ("窗口人员", "Clerk"),
-    Kind.SUPERVISOR: ("监督人员", "Supervisor"),
-    Kind.ADMIN: ("管理员", "Administrator"),
-}
 
 
 async def root(request: Request) -> Response:
     """Send everyone to the page of their role (the login page when anonymous)."""
     return RedirectResponse(home_of(await resolve_principal(request)), status_code=303)
-
-
-def _render_home(request: Request, heading: tuple[str, str]) -> Response:
-    principal = request.state.principal
-    return request.app.state.templates.TemplateResponse(
-        request, "home.html",
-        {"principal": principal, "role_label": ROLE_LABELS[principal.kind], "heading": heading},
-    )
-
-
-async def supervise_home(request: Request) -> Response:
-    """The supervisor's and admin's workspace."""
-    return _render_home(request, ("监督工作台", "Supervision workspace"))
 
 
 async def me(request: Request) -> Response:

@@ -6,7 +6,9 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from seat import api, auth_pages, console, decisions, home, progress
-from signaling.access import EVERYONE, STAFF, SUPERVISION, Kind, guarded_route
+from seat import (supervise_alerts, supervise_retention, supervise_review, supervise_stats,
+                  supervise_wall)
+from signaling.access import EVERYONE, STAFF, Kind, guarded_route
 
 
 def routes() -> list[BaseRoute]:
@@ -27,7 +29,11 @@ def routes() -> list[BaseRoute]:
                       methods=["POST"]),
         guarded_route("/api/seat/calls/{call_id}/decision", decisions.decision, allow={Kind.CLERK}, methods=["POST"]),
         guarded_route("/progress", progress.progress_page, allow=EVERYONE),
-        guarded_route("/supervise", home.supervise_home, allow=SUPERVISION),
         guarded_route("/api/me", home.me, allow=STAFF | {Kind.BOOTH}),
+        *supervise_wall.routes(),
+        *supervise_review.routes(),
+        *supervise_stats.routes(),
+        *supervise_alerts.routes(),
+        *supervise_retention.routes(),
         Mount("/static/seat", app=StaticFiles(packages=[("seat", "static")]), name="seat_static"),
     ]

@@ -1,6 +1,6 @@
 """Routes of the seat package (login, consoles, staff APIs)."""
 
-from tests.access_rules.common import ALL, B, C, D, S, STAFF
+from tests.access_rules.common import ALL, B, C, STAFF
 
 TABLE = {
     ("GET", "/", "/"): ALL,
@@ -18,6 +18,5 @@ TABLE = {
     ("POST", "/api/seat/materials/{material_id:int}/tick", "/api/seat/materials/1/tick"): {C},
     ("POST", "/api/seat/calls/{call_id}/decision", "/api/seat/calls/00000000-0000-4000-8000-000000000000/decision"): {C},
     ("GET", "/progress", "/progress"): ALL,
-    ("GET", "/supervise", "/supervise"): {S, D},
     ("GET", "/api/me", "/api/me"): STAFF | {B},
 }

@@ -18,10 +18,16 @@ from signaling.protocol import CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, SUBPROTOCOL
 from signaling.protocol_client import SESSION_COOKIE, ws_url
 from tests.access_rules import A, ALL, B, C, D, S
 from tests.access_rules import booth, core, seat
+from tests.access_rules import (supervise_alerts, supervise_retention, supervise_review, supervise_stats,
+                                supervise_wall)
 from tests.web_clients import client_for
 
 # (method, route path as declared, concrete path to request) -> kinds allowed, per owning package
-TABLE: dict[tuple[str, str, str], set[str]] = {**core.TABLE, **seat.TABLE, **booth.TABLE}
+TABLE: dict[tuple[str, str, str], set[str]] = {
+    **core.TABLE, **seat.TABLE, **booth.TABLE,
+    **supervise_wall.TABLE, **supervise_review.TABLE, **supervise_stats.TABLE, **supervise_alerts.TABLE,
+    **supervise_retention.TABLE,
+}
 # WebSocket endpoints: the principal kinds that get a `welcome`; everyone else is closed with 4401/4403.
 SOCKETS: dict[str, set[str]] = {
     "/ws/booth": {B},
