@@ -42,12 +42,27 @@ step: hub CPU (cpu-s/s), frames lost (%), forwarding latency, with the
 baseline aiortc MediaRelay + re-encode + MediaRecorder measured at 1 call and
 scaled per call; then ``max_recorded_calls`` (most calls with < 1 % lost).
 
-With ``--janus``: the same load through Debian's janus VideoRoom, when
-installed; otherwise one line saying janus is not installed (exit 0).
+With ``--janus``: our hub against Debian's janus VideoRoom, both measured in
+the same run with the same aiortc publishers and subscribers (the Janus side
+is driven by bench/janus_driver.py over its HTTP API, with a private config):
+
+- forwarding_cpu_per_stream_vs_janus: `measure` of the hub ("passthrough")
+  vs Janus CPU (/proc/<pid>/stat) per second per stream; target 2x;
+- hub_latency_vs_janus_ms: the capture-to-decode latency the hub adds over a
+  direct connection vs what Janus adds; target: within 10 ms;
+- recording_cpu_per_stream_vs_janus: the hub recording (stream copy) vs Janus
+  recording `.mjr`, publishers only (no target).
+
+``--streams`` sets the streams, ``--seconds`` the windows (``--quick``: short
+warm-up), ``--janus-bitrate`` the REMB Janus sends its publishers (default
+none: they stay at aiortc's 500 kbps start, while the hub relays its
+subscriber's REMB and its publisher climbs, so Janus never forwards more).
+Without janus installed: one line saying so (exit 0); if janus fails to
+start: one "janus failed" line, its log tail on stderr, exit 1.
 
 Usage:
 
-    python bench/media.py [--quick] [--streams N] [--seconds S] [--call] [--load] [--janus]
+    python bench/media.py [--quick] [--streams N] [--seconds S] [--call] [--load] [--janus [--janus-bitrate BPS]]
 """
 
 from __future__ import annotations
@@ -769,14 +784,67 @@ async def load_figures(quick: bool) -> None:
 # -- janus VideoRoom --------------------------------------------------------------------
 
 
-def janus_figures() -> None:
-    import shutil
+async def janus_figures(streams: int, seconds: float, quick: bool, janus_bitrate: int) -> None:
+    """Our hub against Janus VideoRoom, measured in the same run by the same code.
 
-    binary = shutil.which("janus") or ("/usr/bin/janus" if Path("/usr/bin/janus").exists() else None)
+    Forwarding and recording CPU per stream (`measure`, and `bench.janus_driver.measure` with
+    the same publishers and subscribers), and the latency each adds over a direct aiortc
+    connection (`direct_latency`, `middle_latency`, `bench.janus_driver.latency`). The two
+    sides alternate, so a burst of load from elsewhere is less likely to hit only one.
+    """
+    from bench import janus_driver
+
+    binary = janus_driver.janus_binary()
     if binary is None:
         print("janus not installed (Debian package 'janus'); skipping the VideoRoom comparison", flush=True)
         return
-    print(f"janus found at {binary}, but the VideoRoom load driver is not written yet; skipping", flush=True)
+    # janus_bitrate: the REMB Janus sends its publishers (room `bitrate`); 0 (default) sends none,
+    # so they stay at aiortc's 500 kbps start, while the hub relays its subscriber's REMB and its
+    # publisher swings between ~0.6 and 1.5 Mbps: Janus forwards no more bytes than the hub.
+    warmup = 3.0 if quick else 10.0
+    seconds = seconds or (5.0 if quick else 20.0)
+    common = {"streams": streams, "seconds": seconds, "warmup_s": warmup, "video": "640x480@15 VP8",
+              "baseline_is": "janus 1.1.2 VideoRoom (Debian), same aiortc publishers and subscribers",
+              "baseline_remb_bps": janus_bitrate}
+    try:
+        log(f"janus: forwarding, {streams} stream(s), janus then hub, {warmup:.0f} + {seconds:.0f} s each")
+        theirs = await janus_driver.measure(binary, streams, warmup, seconds, record=False, bitrate=janus_bitrate)
+        ours = await measure("passthrough", streams, warmup, seconds)
+        ratio = ours["cpu_per_stream"] / theirs["cpu_per_stream"] if theirs["cpu_per_stream"] else float("inf")
+        emit(figure(
+            "forwarding_cpu_per_stream_vs_janus", ours["cpu_per_stream"], theirs["cpu_per_stream"], "cpu_s_per_s",
+            target=2.0, met=ratio <= 2.0, fps=ours["subscriber_fps"], baseline_fps=theirs["subscriber_fps"],
+            baseline_frames_lost_pct=theirs["lost_pct"], baseline_publisher_kbps=theirs["publisher_kbps"],
+            **common,
+        ))
+        log(f"janus: latency, direct, hub, janus, 3 + {seconds:.0f} s each")
+        direct = await direct_latency(3.0, seconds)
+        hub = await middle_latency("passthrough", 3.0, seconds)
+        janus = await janus_driver.latency(binary, 3.0, seconds)
+        added, janus_added = hub - direct, janus - direct
+        emit(figure(
+            "hub_latency_vs_janus_ms", added, janus_added, "ms", target_ms=10, difference_ms=added - janus_added,
+            met=added - janus_added <= 10, direct_ms=direct, hub_ms=hub, janus_ms=janus,
+            **{**common, "warmup_s": 3.0, "streams": 1},
+        ))
+        log(f"janus: recording, {streams} stream(s), janus then hub, {warmup:.0f} + {seconds:.0f} s each")
+        theirs = await janus_driver.measure(binary, streams, warmup, seconds, record=True, bitrate=janus_bitrate)
+        ours = await measure("record-copy", streams, warmup, seconds)
+        if theirs["recorded_files"] and theirs["recorded_bytes"]:
+            emit(figure(
+                "recording_cpu_per_stream_vs_janus", ours["cpu_per_stream"], theirs["cpu_per_stream"],
+                "cpu_s_per_s", target=None, met=None, baseline_recorded_files=theirs["recorded_files"],
+                baseline_recorded_bytes=theirs["recorded_bytes"],
+                baseline_publisher_kbps=theirs["publisher_kbps"], **common,
+            ))
+        else:
+            log("janus: the room recorded no .mjr file; no recording figure")
+    except janus_driver.JanusError as error:
+        tail = " (log tail on stderr)" if error.log_tail else ""
+        print(f"janus failed: {error}{tail}", flush=True)
+        if error.log_tail:
+            print(f"janus log tail:\n{error.log_tail}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from error
 
 
 # -- the aiortc baseline for whole calls ------------------------------------------------
@@ -856,7 +924,7 @@ class CallBaseline:
 
 async def main(args: argparse.Namespace) -> None:
     if args.janus:
-        janus_figures()
+        await janus_figures(args.streams, args.seconds, args.quick, args.janus_bitrate)
         return
     if args.call:
         await call_figures(args.seconds or (5.0 if args.quick else 20.0))
@@ -890,6 +958,8 @@ if __name__ == "__main__":
     parser.add_argument("--call", action="store_true", help="call set-up time and hub latency through a real server")
     parser.add_argument("--load", action="store_true", help="the load curve of recorded calls only")
     parser.add_argument("--janus", action="store_true", help="the load through janus VideoRoom (if installed)")
+    parser.add_argument("--janus-bitrate", type=int, default=0, metavar="BPS",
+                        help="with --janus: the REMB janus sends its publishers (0: none, they stay at 500 kbps)")
     parser.add_argument("--child", choices=CHILD_MODES, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
