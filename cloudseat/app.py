@@ -7,6 +7,7 @@ the file store and (when configured) the Redis client, and hangs them on
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,7 +25,8 @@ from records.db import create_schema, make_engine
 from records.privacy import IdCardVault
 from records.storage import FileStore
 from seat import routes as seat_routes
-from signaling.access import EVERYONE, guarded_route
+from signaling.access import EVERYONE, booth_principals, guarded_route
+from signaling.batch_loader import BatchLoader
 from signaling.bus import Bus
 from signaling.bus_memory import MemoryBus
 from signaling.connection import ConnectionLimits
@@ -90,6 +92,8 @@ def create_app(settings: Settings) -> Starlette:
         engine = make_engine(settings.database_url)
         create_schema(engine)
         app.state.engine = engine
+        # Booth tokens of sockets and API requests, looked up in batches (a reconnect storm is one query per batch).
+        app.state.booth_principals = BatchLoader(functools.partial(booth_principals, engine))
         app.state.store = FileStore(settings.data_dir / "files")
         app.state.id_cards = IdCardVault()  # full ID numbers of live calls, in memory only
         app.state.bus = make_bus(settings)

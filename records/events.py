@@ -222,11 +222,20 @@ def append_events(session: Session, entries: Sequence[dict[str, Any]]) -> list[E
         events.append(event)
     session.add(head)
     session.add_all(session_heads.values())
-    session.add_all(events)
     session.flush()
+    # One multi-row INSERT, not the ORM's unit of work: a burst of thousands of presence events
+    # spent most of its time building ORM state for rows nobody will change (append-only).
+    session.execute(sa_insert(Event.__table__), [_column_values(event) for event in events])
     for event in events:
         logger.debug("event %s seq=%d session=%s", event.kind, event.seq, event.session_id)
     return events
+
+
+_EVENT_COLUMNS = tuple(c.name for c in Event.__table__.columns if c.name != "id")
+
+
+def _column_values(event: Event) -> dict[str, Any]:
+    return {name: getattr(event, name) for name in _EVENT_COLUMNS}
 
 
 def _prepared(

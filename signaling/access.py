@@ -31,7 +31,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from records.accounts import booth_by_token, resolve_web_session
+from records.accounts import BoothIdentity, booth_by_token, booth_token_hash, booths_by_token_hashes, resolve_web_session
 from records.db import read_only
 from signaling.protocol import TOKEN_SUBPROTOCOL_PREFIX
 
@@ -143,9 +143,7 @@ def resolve_principal_sync(engine: Any, settings: Any, conn: HTTPConnection) -> 
             booth = booth_by_token(session, token)
             if booth is None:
                 return ANONYMOUS
-            return Principal(
-                Kind.BOOTH, booth_id=booth.id, booth_name=booth.name, region=booth.region_code
-            )
+            return _booth_principal(BoothIdentity(booth.id or 0, booth.name, booth.region_code))
         cookie = conn.cookies.get(SESSION_COOKIE)
         if not cookie:
             return ANONYMOUS
@@ -169,13 +167,35 @@ def resolve_principal_sync(engine: Any, settings: Any, conn: HTTPConnection) -> 
         )
 
 
+def _booth_principal(booth: BoothIdentity) -> Principal:
+    return Principal(Kind.BOOTH, booth_id=booth.id, booth_name=booth.name, region=booth.region_code)
+
+
+def booth_principals(engine: Any, token_hashes: list[str]) -> dict[str, Principal]:
+    """The principals of the booths holding these token hashes, in one read (a `BatchLoader` fetch)."""
+    with Session(read_only(engine)) as session:
+        found = booths_by_token_hashes(session, token_hashes)
+    return {token_hash: _booth_principal(booth) for token_hash, booth in found.items()}
+
+
 async def resolve_principal(conn: HTTPConnection) -> Principal:
-    """Resolve once per request; cached on `conn.state.principal`."""
+    """Resolve once per request; cached on `conn.state.principal`.
+
+    Booth tokens go through the app's `booth_principals` batch loader when it has one, so that
+    thousands of kiosks reconnecting at once cost a few queries, not one thread hop each.
+    """
     cached = getattr(conn.state, "principal", None)
     if isinstance(cached, Principal):
         return cached
     state = conn.app.state
-    principal = await run_in_threadpool(resolve_principal_sync, state.engine, state.settings, conn)
+    token = booth_token_from(conn)
+    loader = getattr(state, "booth_principals", None)
+    if token is not None and loader is not None:
+        token_hash = booth_token_hash(token)
+        found = await loader.get(token_hash) if token_hash is not None else None
+        principal = found if isinstance(found, Principal) else ANONYMOUS
+    else:
+        principal = await run_in_threadpool(resolve_principal_sync, state.engine, state.settings, conn)
     conn.state.principal = principal
     return principal
 

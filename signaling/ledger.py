@@ -23,6 +23,7 @@ from records import calls as call_records
 from records.db import read_only
 from records.events import append_event, append_events
 from records.models import Appointment, Booth, CallSession, CallStatus, Region, ServiceItem, User, as_utc
+from signaling.batch_loader import BatchLoader
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,9 @@ class Ledger:
         self._seen_flush: asyncio.Task[None] | None = None
         self._items: tuple[float, dict[str, ItemInfo]] = (0.0, {})
         self._booths: dict[int, tuple[float, BoothInfo]] = {}
+        # Looked up by every booth that connects: batched, so a reconnect storm is a few queries.
+        self._booth_infos: BatchLoader[int, BoothInfo] = BatchLoader(self._load_booths)
+        self._open_calls: BatchLoader[int, CallSession] = BatchLoader(self._load_open_calls)
 
     async def run(self, work: Callable[[Session], T]) -> T:
         """Run `work(session)` in one committed transaction, off the event loop."""
@@ -103,19 +107,24 @@ class Ledger:
         if cached is not None and time.monotonic() - cached[0] < CACHE_TTL_S:
             return cached[1]
 
-        def load(session: Session) -> BoothInfo | None:
-            booth = session.get(Booth, booth_id)
-            if booth is None:
-                return None
-            region = session.get(Region, booth.region_code)
-            return BoothInfo(booth.id or 0, booth.name, booth.region_code,
-                             region.name_zh if region else booth.region_code,
-                             dict(region.service_hours) if region else {})
-
-        info = await self.read(load)
+        info = await self._booth_infos.get(booth_id)
         if info is not None:
             self._booths[booth_id] = (time.monotonic(), info)
         return info
+
+    def _load_booths(self, booth_ids: list[int]) -> dict[int, BoothInfo]:
+        """Booths with their region's name and service hours, in one read."""
+        with Session(self._read_engine) as session:
+            booths = list(session.exec(select(Booth).where(col(Booth.id).in_(booth_ids))))
+            codes = sorted({b.region_code for b in booths})
+            regions = {r.code: r for r in session.exec(select(Region).where(col(Region.code).in_(codes)))}
+            infos: dict[int, BoothInfo] = {}
+            for booth in booths:
+                region = regions.get(booth.region_code)
+                infos[booth.id or 0] = BoothInfo(booth.id or 0, booth.name, booth.region_code,
+                                                 region.name_zh if region else booth.region_code,
+                                                 dict(region.service_hours) if region else {})
+            return infos
 
     async def clerk(self, user_id: int) -> ClerkInfo | None:
         def load(session: Session) -> ClerkInfo | None:
@@ -201,11 +210,21 @@ class Ledger:
         return await self.read(lambda s: s.get(CallSession, call_id))
 
     async def open_call_of_booth(self, booth_id: int) -> CallSession | None:
-        """The booth's call that is waiting or live, if any."""
+        """The booth's call that is waiting or live, if any (batched with other booths' lookups)."""
+        return await self._open_calls.get(booth_id)
+
+    def _load_open_calls(self, booth_ids: list[int]) -> dict[int, CallSession]:
+        """The latest waiting or live call of each of these booths, in one read."""
         open_states = (CallStatus.QUEUED, CallStatus.OFFERED, CallStatus.ACTIVE)
-        return await self.read(lambda s: s.exec(
-            select(CallSession).where(CallSession.booth_id == booth_id, col(CallSession.status).in_(open_states))
-            .order_by(col(CallSession.queued_at).desc())).first())
+        with Session(self._read_engine, expire_on_commit=False) as session:
+            rows = session.exec(
+                select(CallSession).where(col(CallSession.booth_id).in_(booth_ids),
+                                          col(CallSession.status).in_(open_states))
+                .order_by(col(CallSession.queued_at).desc()))
+            latest: dict[int, CallSession] = {}
+            for call in rows:
+                latest.setdefault(call.booth_id, call)
+            return latest
 
     async def queued_calls(self) -> list[CallSession]:
         waiting = (CallStatus.QUEUED, CallStatus.OFFERED)
