@@ -198,44 +198,47 @@ def append_event(
 def append_events(session: Session, entries: Sequence[dict[str, Any]]) -> list[Event]:
     """Append several events in order, each as `append_event` would; do not commit.
 
-    Each chain head is locked and written once for the whole batch and the rows are flushed
+    Each chain head is locked and written once for the whole batch and the rows are inserted
     together, which is what makes a burst (thousands of booths coming back online) cheap.
     Every entry is validated before anything is added, so a bad one leaves the log untouched.
+    The returned events are not attached to the session (the log is append-only).
+    """
+    return [Event(**row) for row in append_event_rows(session, entries)]
+
+
+def append_event_rows(session: Session, entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`append_events` returning the stored column values instead of model objects.
+
+    For bursts whose caller needs nothing back: building thousands of ORM objects cost more
+    than hashing and inserting the rows.
     """
     prepared = [_prepared(**entry) for entry in entries]
     head = lock_head(session, GLOBAL_CHAIN)
     session_heads: dict[str, ChainHead] = {}
-    events: list[Event] = []
+    rows: list[dict[str, Any]] = []
     for kind, actor, session_id, booth_id, stored_data, stored_ts in prepared:
-        event = Event(seq=head.seq + 1, ts=stored_ts, kind=kind, actor=actor, session_id=session_id,
-                      booth_id=booth_id, data=stored_data, prev_hash=head.hash, hash="")
-        event.hash = chain_hash(event.prev_hash, global_fields(event))
-        head.seq, head.hash = event.seq, event.hash
+        row: dict[str, Any] = {"seq": head.seq + 1, "ts": stored_ts, "kind": kind, "actor": actor,
+                               "session_id": session_id, "booth_id": booth_id, "data": stored_data,
+                               "prev_hash": head.hash, "session_seq": None, "session_prev_hash": None,
+                               "session_hash": None}
+        row["hash"] = chain_hash(head.hash, {name: row[name] for name in GLOBAL_FIELDS})
+        head.seq, head.hash = row["seq"], row["hash"]
         if session_id is not None:
             shead = session_heads.get(session_id)
             if shead is None:
                 shead = session_heads[session_id] = lock_head(session, session_chain(session_id))
-            event.session_seq = shead.seq + 1
-            event.session_prev_hash = shead.hash
-            event.session_hash = chain_hash(shead.hash, session_fields(event))
-            shead.seq, shead.hash = event.session_seq, event.session_hash
-        events.append(event)
+            row["session_seq"] = shead.seq + 1
+            row["session_prev_hash"] = shead.hash
+            row["session_hash"] = chain_hash(shead.hash, {name: row[name] for name in SESSION_FIELDS})
+            shead.seq, shead.hash = row["session_seq"], row["session_hash"]
+        rows.append(row)
     session.add(head)
     session.add_all(session_heads.values())
     session.flush()
-    # One multi-row INSERT, not the ORM's unit of work: a burst of thousands of presence events
-    # spent most of its time building ORM state for rows nobody will change (append-only).
-    session.execute(sa_insert(Event.__table__), [_column_values(event) for event in events])
-    for event in events:
-        logger.debug("event %s seq=%d session=%s", event.kind, event.seq, event.session_id)
-    return events
-
-
-_EVENT_COLUMNS = tuple(c.name for c in Event.__table__.columns if c.name != "id")
-
-
-def _column_values(event: Event) -> dict[str, Any]:
-    return {name: getattr(event, name) for name in _EVENT_COLUMNS}
+    # One multi-row INSERT, not the ORM's unit of work (append-only rows need no ORM state).
+    session.execute(sa_insert(Event.__table__), rows)
+    logger.debug("appended %d events up to seq %d", len(rows), head.seq)
+    return rows
 
 
 def _prepared(

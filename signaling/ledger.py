@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
+from sqlalchemy import bindparam, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
 from records import calls as call_records
 from records.db import read_only
-from records.events import append_event, append_events
+from records.events import append_event, append_event_rows
 from records.models import Appointment, Booth, CallSession, CallStatus, Region, ServiceItem, User, as_utc
 from signaling.batch_loader import BatchLoader
 
@@ -167,23 +168,28 @@ class Ledger:
 
         def work(session: Session) -> None:
             ids = sorted({booth_id for booth_id, _, _ in batch})
-            booths = {b.id: b for b in session.exec(select(Booth).where(col(Booth.id).in_(ids)))}
+            known = set(session.exec(select(Booth.id).where(col(Booth.id).in_(ids))))
+            last_seen: dict[int, datetime] = {}
             entries = []
             for booth_id, online, at in batch:
-                booth = booths.get(booth_id)
-                if booth is None:
+                if booth_id not in known:
                     continue
-                booth.last_seen_at = at
+                last_seen[booth_id] = at
                 entries.append(dict(kind="booth.online" if online else "booth.offline",
                                     actor=f"booth:{booth_id}", booth_id=booth_id, data={}, ts=at))
-            session.add_all(booths.values())
-            append_events(session, entries)  # one chain-head lock and one flush for the batch
+            if last_seen:  # one executemany UPDATE; the ORM's per-row bookkeeping cost more than the writes
+                booth_table = Booth.__table__
+                session.execute(update(booth_table).where(booth_table.c.id == bindparam("b_id"))
+                                .values(last_seen_at=bindparam("b_seen")),
+                                [{"b_id": k, "b_seen": v} for k, v in last_seen.items()])
+            append_event_rows(session, entries)  # one chain-head lock and one INSERT for the batch
 
         try:
             await self.run(work)
         except Exception:  # noqa: BLE001 - the database may be away; keep the batch
             logger.exception("could not write %d booth presence events; will retry", len(batch))
             self._seen = batch + self._seen
+
     async def booth_devices(self, booth_id: int, devices: dict[str, str]) -> None:
         """Store what the booth reports of its devices; a change is an event."""
 

@@ -206,3 +206,48 @@ def test_wall_visible_scopes_by_region_and_clerk_regions():
     # A push that names no region goes to unscoped supervisors only.
     no_region = {"type": "wall.alert", "alert": {"id": 2, "region_code": None}}
     assert wall_visible((), no_region) and not wall_visible(("east",), no_region)
+
+
+async def test_a_burst_of_booths_coming_and_going_is_logged_in_order_with_last_seen(wall_settings):
+    """Presence is written in batches (one UPDATE and one INSERT per batch): nothing may be lost."""
+    from sqlmodel import col, select
+
+    from records.events import verify_chains
+    from records.models import Booth, Event
+
+    names = [f"p{i:02d}" for i in range(40)]
+    with world(wall_settings, booths={name: "east" for name in names}) as w:
+        booths = await asyncio.gather(*(w.booth(name) for name in names))
+        async with clients(*booths[:10]):  # ten stay; thirty leave at once
+            for booth in booths[10:]:
+                await booth.close()
+            engine = make_engine(w.settings.database_url)
+            try:
+                def logged() -> tuple[list[Event], list[Booth]]:
+                    with Session(engine) as session:
+                        events = list(session.exec(select(Event).where(col(Event.kind).in_(
+                            ["booth.online", "booth.offline"])).order_by(col(Event.seq))))
+                        return events, list(session.exec(select(Booth)))
+
+                async def all_written() -> bool:
+                    events, _ = await asyncio.to_thread(logged)
+                    return sum(e.kind == "booth.offline" for e in events) == 30
+
+                await eventually(all_written, 15)
+                events, rows = await asyncio.to_thread(logged)
+                ids = {w.booth_ids[name] for name in names}
+                online = [e.booth_id for e in events if e.kind == "booth.online"]
+                offline = [e.booth_id for e in events if e.kind == "booth.offline"]
+                assert sorted(online) == sorted(ids), "every booth's coming online is one event"
+                assert sorted(offline) == sorted(w.booth_ids[n] for n in names[10:])
+                for booth_id in offline:  # each booth left after it came
+                    came = next(e.seq for e in events if e.kind == "booth.online" and e.booth_id == booth_id)
+                    left = next(e.seq for e in events if e.kind == "booth.offline" and e.booth_id == booth_id)
+                    assert came < left
+                seen = {r.id: r.last_seen_at for r in rows if r.id in ids}
+                assert all(at is not None for at in seen.values()), seen
+                with Session(engine) as session:
+                    report = verify_chains(session)
+                assert report.ok, report.first_break
+            finally:
+                engine.dispose()
