@@ -133,8 +133,18 @@ def _transition(session: Session, call_id: str, to: CallStatus) -> CallSession:
 def mark_offered(
     session: Session, call_id: str, *, clerk_id: int, extra: dict[str, Any] | None = None
 ) -> CallSession:
-    """The call was offered to `clerk_id`; event `call.offered`."""
-    call = _transition(session, call_id, CallStatus.OFFERED)
+    """The call was offered to `clerk_id`; event `call.offered`.
+
+    Like a release, an offer is a fact the bus decided atomically before this is written, and
+    nodes write their facts in their own order: the release of the previous clerk's offer
+    (written by another node) may not be in yet, so the row can still say offered.  The event is
+    appended all the same and the row names the new clerk; only a call that is already live or
+    over cannot be offered.
+    """
+    lock_log(session)
+    call = get_call(session, call_id)
+    if call.status not in (CallStatus.QUEUED, CallStatus.OFFERED):
+        raise InvalidTransitionError(message=f"call {call_id}: {call.status.value} -> offered not allowed")
     call.status = CallStatus.OFFERED
     call.clerk_id = clerk_id
     session.add(call)
@@ -155,11 +165,13 @@ def mark_requeued(
     lock_log(session)
     call = get_call(session, call_id)
     previous = call.clerk_id
-    if call.status is CallStatus.OFFERED:
+    released = (extra or {}).get("clerk_id", previous)
+    if call.status is CallStatus.OFFERED and released in (None, call.clerk_id):
+        # (a row that names another clerk already holds a newer offer, written before this release)
         call.status = CallStatus.QUEUED
         call.clerk_id = None
         session.add(call)
-    elif call.status is not CallStatus.QUEUED and call.status is not CallStatus.ACTIVE:
+    elif call.status not in (CallStatus.OFFERED, CallStatus.QUEUED, CallStatus.ACTIVE):
         raise InvalidTransitionError(message=f"call {call_id}: {call.status.value} -> queued not allowed")
     append_event(session, kind="call.requeued", session_id=call.id, booth_id=call.booth_id,
                  data={"clerk_id": previous, "reason": reason, **(extra or {})})

@@ -9,7 +9,7 @@ from records import calls
 from records.errors import InvalidTransitionError, NotFoundError, RecordsError
 from records.events import list_events, verify_chains
 from records.models import CallStatus
-from tests.records_factories import add_booth, seed
+from tests.records_factories import add_booth, add_user, seed
 
 
 def test_call_lifecycle_logs_each_step(records_engine):
@@ -92,6 +92,27 @@ def test_requeue_after_offer_timeout(records_engine):
         session.commit()
         assert [e.kind for e in list_events(session, session_id=call.id)] == [
             "call.queued", "call.offered", "call.requeued", "call.abandoned"]
+
+
+def test_offer_and_release_written_out_of_order_are_both_logged_and_the_row_follows_the_newer_offer(
+        records_engine):
+    """Node B's offer to clerk 2 can reach the log before node A's release of clerk 1's offer."""
+    ids = seed(records_engine)
+    with Session(records_engine) as session:
+        other = add_user(session).id
+        session.flush()
+        call = calls.create_call(session, booth_id=ids["booth_id"], item_code=ids["item_code"])
+        calls.mark_offered(session, call.id, clerk_id=ids["clerk_id"], extra={"offered_at": 1.0})
+        calls.mark_offered(session, call.id, clerk_id=other, extra={"offered_at": 3.0})  # B, before A's release
+        assert (call.status, call.clerk_id) == (CallStatus.OFFERED, other)
+        calls.mark_requeued(session, call.id, extra={"clerk_id": ids["clerk_id"], "at": 2.0})  # A's release, late
+        assert (call.status, call.clerk_id) == (CallStatus.OFFERED, other), "a stale release undid the newer offer"
+        calls.mark_requeued(session, call.id, extra={"clerk_id": other, "at": 4.0})
+        assert (call.status, call.clerk_id) == (CallStatus.QUEUED, None)
+        session.commit()
+        logged = [(e.kind, e.data.get("clerk_id")) for e in list_events(session, session_id=call.id)]
+    assert logged == [("call.queued", None), ("call.offered", ids["clerk_id"]), ("call.offered", other),
+                      ("call.requeued", ids["clerk_id"]), ("call.requeued", other)]
 
 
 def test_unknown_booth_item_or_call(records_engine):
