@@ -138,16 +138,16 @@ def mark_offered(
     Like a release, an offer is a fact the bus decided atomically before this is written, and
     nodes write their facts in their own order: the release of the previous clerk's offer
     (written by another node) may not be in yet, so the row can still say offered.  The event is
-    appended all the same and the row names the new clerk; only a call that is already live or
-    over cannot be offered.
+    appended all the same, and the row names the new clerk while the call still waits.  A call
+    the log already shows answered or over keeps its row: the offer was made before that (the bus
+    takes an answered call out of the queue atomically) and is only written late.
     """
     lock_log(session)
     call = get_call(session, call_id)
-    if call.status not in (CallStatus.QUEUED, CallStatus.OFFERED):
-        raise InvalidTransitionError(message=f"call {call_id}: {call.status.value} -> offered not allowed")
-    call.status = CallStatus.OFFERED
-    call.clerk_id = clerk_id
-    session.add(call)
+    if call.status in (CallStatus.QUEUED, CallStatus.OFFERED):
+        call.status = CallStatus.OFFERED
+        call.clerk_id = clerk_id
+        session.add(call)
     append_event(session, kind="call.offered", session_id=call.id, booth_id=call.booth_id,
                  data={"clerk_id": clerk_id, **(extra or {})})
     return call
@@ -159,8 +159,9 @@ def mark_requeued(
     """An offer lapsed or was declined; the call waits again; event `call.requeued`.
 
     The release is a fact about one clerk's offer, decided by the bus before this is written; the
-    log of another node may already hold what came next (another clerk's answer).  So the event
-    is always appended, and the row goes back to queued only while it still says offered.
+    log of another node may already hold what came next (another clerk's answer, the end of the
+    call).  So the event is always appended, and the row goes back to queued only while it still
+    says offered to that clerk.
     """
     lock_log(session)
     call = get_call(session, call_id)
@@ -171,8 +172,6 @@ def mark_requeued(
         call.status = CallStatus.QUEUED
         call.clerk_id = None
         session.add(call)
-    elif call.status not in (CallStatus.OFFERED, CallStatus.QUEUED, CallStatus.ACTIVE):
-        raise InvalidTransitionError(message=f"call {call_id}: {call.status.value} -> queued not allowed")
     append_event(session, kind="call.requeued", session_id=call.id, booth_id=call.booth_id,
                  data={"clerk_id": previous, "reason": reason, **(extra or {})})
     return call

@@ -51,6 +51,8 @@ PresenceKind = Literal["booth", "clerk"]
 PRESENCE_KINDS: frozenset[str] = frozenset(get_args(PresenceKind))
 NextStatus = Literal["available", "not_ready"]
 MISSED_OFFER = "missed_offer"
+# How long a bus remembers that it handed a call to a clerk, so that `restore` cannot put it back.
+ANSWERED_MEMORY_S = 3600.0
 DEFAULT_OFFER_TIMEOUT_S = 20.0
 DEFAULT_ROUTE_ATTEMPTS = 3
 Clock = Callable[[], float]
@@ -360,7 +362,21 @@ class Bus(ABC):
 
     @abstractmethod
     async def enqueue(self, call: QueuedCall) -> QueuedCall:
-        """Queue a call; if `call_id` is already queued, keep and return the stored call."""
+        """Queue a call; if `call_id` is already queued, keep and return the stored call.
+
+        A call queued again on purpose after it was answered (a transfer) is queued; the memory
+        of its answer (see `restore`) is dropped.
+        """
+
+    @abstractmethod
+    async def restore(self, call: QueuedCall) -> QueuedCall | None:
+        """Queue a call the records say is waiting, unless this bus handed it to a clerk.
+
+        For rebuilding the queue from the records (after Redis lost it): the records lag the bus,
+        so a row read as waiting may belong to a call the bus has just given to a clerk; putting
+        it back would ring another clerk for a call already being served.  The bus remembers
+        answered calls for `ANSWERED_MEMORY_S` and returns None for them.
+        """
 
     @abstractmethod
     async def dequeue(self, call_id: str, reason: str) -> Dequeued | None:

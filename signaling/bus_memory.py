@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from signaling.bus import (
+    ANSWERED_MEMORY_S,
     DEFAULT_OFFER_TIMEOUT_S,
     DEFAULT_ROUTE_ATTEMPTS,
     MISSED_OFFER,
@@ -47,6 +48,7 @@ class _MemoryState:
     calls: dict[str, QueuedCall] = field(default_factory=dict)
     offers: dict[str, Offer] = field(default_factory=dict)  # call_id -> offer
     sessions: dict[str, str] = field(default_factory=dict)
+    answered: dict[str, float] = field(default_factory=dict)  # call_id -> when a clerk took it
     subscribers: dict[str, set[Subscription]] = field(default_factory=dict)
 
 
@@ -144,12 +146,20 @@ class MemoryBus(Bus):
     async def enqueue(self, call: QueuedCall) -> QueuedCall:
         if not isinstance(call, QueuedCall):
             raise ValueError(f"expected a QueuedCall, got {type(call).__name__}")
+        self._state.answered.pop(call.call_id, None)
         existing = self._state.calls.get(call.call_id)
         if existing is not None:
             logger.debug("call %s re-enqueued, keeps its place", call.call_id)
             return existing
         self._state.calls[call.call_id] = call
         return call
+
+    async def restore(self, call: QueuedCall) -> QueuedCall | None:
+        if not isinstance(call, QueuedCall):
+            raise ValueError(f"expected a QueuedCall, got {type(call).__name__}")
+        if call.call_id in self._state.answered:
+            return None
+        return await self.enqueue(call)
 
     async def dequeue(self, call_id: str, reason: str) -> Dequeued | None:
         check_id("call_id", call_id)
@@ -217,6 +227,8 @@ class MemoryBus(Bus):
         clerk = self._release(offer)
         assert clerk is not None  # checked above
         state.clerks[clerk_id] = replace(clerk, status="in_call", not_ready_reason=None)
+        state.answered = {c: t for c, t in state.answered.items() if t > at - ANSWERED_MEMORY_S}
+        state.answered[call_id] = at
         return state.calls.pop(call_id)
 
     async def decline_offer(

@@ -41,6 +41,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from signaling.bus import (
+    ANSWERED_MEMORY_S,
     DEFAULT_OFFER_TIMEOUT_S,
     DEFAULT_ROUTE_ATTEMPTS,
     MISSED_OFFER,
@@ -91,8 +92,14 @@ def queue_score(call: QueuedCall) -> float:
     return (_MAX_PRIORITY - call.priority) * _PRIORITY_BAND + call.enqueued_at
 
 
-# KEYS: queue, calls. ARGV: call_id, score, call_json. Returns the stored call JSON.
+# KEYS: queue, calls, answered. ARGV: call_id, score, call_json, mode ('restore' or 'enqueue').
+# Returns the stored call JSON, or false when restoring a call a clerk has taken (see Bus.restore).
 _ENQUEUE = """
+if ARGV[4] == 'restore' then
+  if redis.call('ZSCORE', KEYS[3], ARGV[1]) then return false end
+else
+  redis.call('ZREM', KEYS[3], ARGV[1])
+end
 local existing = redis.call('HGET', KEYS[2], ARGV[1])
 if existing then return existing end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
@@ -136,8 +143,9 @@ redis.call('ZREM', KEYS[5], ARGV[4])
 return 1
 """
 
-# KEYS: queue, calls, offers, offer_deadlines, clerk key. ARGV: call_id, now, clerk_id.
+# KEYS: queue, calls, offers, offer_deadlines, clerk key, answered. ARGV: call_id, now, clerk_id, memory_s.
 # The standing offer must be this clerk's too (a stale `offer` field never takes another's call).
+# The call is remembered as answered (for `restore`), and memories older than memory_s dropped.
 _ACCEPT = """
 if redis.call('HGET', KEYS[5], 'offer') ~= ARGV[1] then return false end
 local deadline = redis.call('ZSCORE', KEYS[4], ARGV[1])
@@ -151,6 +159,8 @@ redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('HSET', KEYS[5], 'status', 'in_call', 'offer', '', 'not_ready_reason', '')
+redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', tonumber(ARGV[2]) - tonumber(ARGV[4]))
+redis.call('ZADD', KEYS[6], ARGV[2], ARGV[1])
 return call
 """
 
@@ -476,12 +486,21 @@ class RedisBus(Bus):
     # -- queue --
 
     async def enqueue(self, call: QueuedCall) -> QueuedCall:
+        stored = await self._store_call(call, "enqueue")
+        assert stored is not None  # only a restore is ever refused
+        return stored
+
+    async def restore(self, call: QueuedCall) -> QueuedCall | None:
+        return await self._store_call(call, "restore")
+
+    async def _store_call(self, call: QueuedCall, mode: str) -> QueuedCall | None:
         if not isinstance(call, QueuedCall):
             raise ValueError(f"expected a QueuedCall, got {type(call).__name__}")
         stored = await self._enqueue(
-            keys=self._queue_keys()[:2], args=[call.call_id, queue_score(call), call_to_json(call)]
+            keys=[*self._queue_keys()[:2], self._key("answered")],
+            args=[call.call_id, queue_score(call), call_to_json(call), mode],
         )
-        return call_from_json(stored)
+        return None if stored is None else call_from_json(stored)
 
     async def dequeue(self, call_id: str, reason: str) -> Dequeued | None:
         check_id("call_id", call_id)
@@ -518,8 +537,8 @@ class RedisBus(Bus):
     async def accept_offer(self, call_id: str, clerk_id: str, *, now: float | None = None) -> QueuedCall | None:
         check_id("call_id", call_id)
         check_id("clerk_id", clerk_id)
-        keys = [*self._queue_keys(), self._clerk_key(clerk_id)]
-        stored = await self._accept(keys=keys, args=[call_id, self.now(now), clerk_id])
+        keys = [*self._queue_keys(), self._clerk_key(clerk_id), self._key("answered")]
+        stored = await self._accept(keys=keys, args=[call_id, self.now(now), clerk_id, ANSWERED_MEMORY_S])
         return None if stored is None else call_from_json(stored)
 
     async def decline_offer(

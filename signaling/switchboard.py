@@ -643,8 +643,8 @@ class Switchboard:
         now = time.time()
         for call in await self.ledger.queued_calls():
             if call.booth_id in self.booths and self.booth_calls.get(call.booth_id) == call.id:
-                if call.id not in queued:
-                    await self.enqueue(call)  # idempotent; original enqueued_at keeps the place
+                if call.id not in queued:  # (Redis lost it) original enqueued_at keeps the place;
+                    await self.enqueue(call, restore=True)  # a call a clerk took meanwhile stays out
                 self._lost_since.pop(call.id, None)
                 continue
             if await self.bus.get_presence("booth", str(call.booth_id)) is not None:
@@ -671,7 +671,10 @@ class Switchboard:
             await self.wall_clerk(offer.clerk_id)
 
     async def enqueue(self, call: CallSession, *, skill: str | None = None, preferred_clerk: int | None = None,
-                      appointment_id: int | None = None, priority: int | None = None) -> QueuedCall:
+                      appointment_id: int | None = None, priority: int | None = None,
+                      restore: bool = False) -> QueuedCall | None:
+        """Put a call in the queue (`restore`: only if the bus has not handed it to a clerk; see
+        `Bus.restore`); None when a restore was refused."""
         item = await self.ledger.item(call.item_code)
         if item is None:
             raise Refused("unknown_item", f"no active item {call.item_code}")
@@ -683,7 +686,10 @@ class Switchboard:
             preferred_clerk=str(preferred_clerk) if preferred_clerk else None,
             appointment_id=str(appointment_id) if appointment_id else None,
         )
-        stored = await self.bus.enqueue(queued)
+        stored = await (self.bus.restore(queued) if restore else self.bus.enqueue(queued))
+        if stored is None:
+            logger.info("call %s not restored to the queue: a clerk has taken it", call.id)
+            return None
         self.wake_router()
         await self.wall_queue(call.id, call.region_code, queued=stored)
         return stored

@@ -189,6 +189,40 @@ async def test_enqueue_is_idempotent_and_keeps_place(make_bus: MakeBus) -> None:
     assert len(await a.list_queue()) == 2
 
 
+async def test_restore_never_brings_back_a_call_a_clerk_has_taken(make_bus: MakeBus, clock: FakeClock) -> None:
+    """Rebuilding the queue from lagging records must not ring a second clerk for a served call."""
+    from signaling.bus import ANSWERED_MEMORY_S
+
+    a = await make_bus("node-a")
+    b = await make_bus("node-b")
+    taken, lost = make_call("taken"), make_call("lost", enqueued_at=T0 + 1)
+    await a.enqueue(taken)
+    await a.set_clerk(make_clerk("c1"))
+    assert await a.offer("taken", "c1", 10) is not None
+    assert await a.accept_offer("taken", "c1") == taken
+    # node b's records still say both calls wait; the bus lost "lost" (say, Redis restarted)
+    assert await b.restore(taken) is None
+    assert await b.restore(lost) == lost
+    assert await b.restore(lost) == lost  # idempotent, keeps its place
+    assert [c.call_id for c in await b.list_queue()] == ["lost"]
+    # a transfer queues the answered call again on purpose; from then on it is an ordinary call
+    assert await a.enqueue(taken) == taken
+    assert await a.dequeue("taken", "test") is not None
+    assert await b.restore(taken) == taken
+    # the memory of an answer is bounded in time (the records have long caught up by then)
+    assert await a.dequeue("taken", "test") is not None
+    await a.set_clerk(make_clerk("c2"))
+    await a.enqueue(taken)
+    assert await a.offer("taken", "c2", 10) is not None
+    assert await a.accept_offer("taken", "c2") == taken
+    clock.advance(ANSWERED_MEMORY_S + 1)
+    await a.enqueue(make_call("other"))
+    await a.set_clerk(make_clerk("c3"))
+    assert await a.offer("other", "c3", 10) is not None
+    assert await a.accept_offer("other", "c3") is not None  # an answer trims memories older than the window
+    assert await b.restore(taken) == taken
+
+
 async def test_dequeue_returns_call_once(make_bus: MakeBus) -> None:
     bus = await make_bus("node-a")
     call = make_call("x")

@@ -51,7 +51,6 @@ def test_region_is_the_booths(records_engine):
     (["answer", "end"], "mark_answered"),
     (["answer", "end"], "mark_abandoned"),
     (["abandon"], "mark_answered"),
-    (["answer"], "mark_offered"),
 ])
 def test_invalid_transitions_are_refused_without_an_event(records_engine, steps, bad):
     ids = seed(records_engine)
@@ -69,7 +68,7 @@ def test_invalid_transitions_are_refused_without_an_event(records_engine, steps,
         status = call.status
         with pytest.raises(InvalidTransitionError) as info:
             fn = getattr(calls, bad)
-            if bad in ("mark_answered", "mark_offered"):
+            if bad == "mark_answered":
                 fn(session, call.id, clerk_id=ids["clerk_id"])
             elif bad == "mark_ended":
                 fn(session, call.id, "x")
@@ -113,6 +112,25 @@ def test_offer_and_release_written_out_of_order_are_both_logged_and_the_row_foll
         logged = [(e.kind, e.data.get("clerk_id")) for e in list_events(session, session_id=call.id)]
     assert logged == [("call.queued", None), ("call.offered", ids["clerk_id"]), ("call.offered", other),
                       ("call.requeued", ids["clerk_id"]), ("call.requeued", other)]
+
+
+def test_an_offer_or_release_written_after_the_answer_is_logged_and_leaves_the_row_alone(records_engine):
+    ids = seed(records_engine)
+    with Session(records_engine) as session:
+        other = add_user(session).id
+        session.flush()
+        call = calls.create_call(session, booth_id=ids["booth_id"], item_code=ids["item_code"])
+        calls.mark_answered(session, call.id, clerk_id=ids["clerk_id"])
+        calls.mark_offered(session, call.id, clerk_id=other, extra={"offered_at": 1.0})  # written late
+        calls.mark_requeued(session, call.id, extra={"clerk_id": other, "at": 1.5})
+        assert (call.status, call.clerk_id) == (CallStatus.ACTIVE, ids["clerk_id"])
+        calls.mark_ended(session, call.id, "hangup_booth")
+        calls.mark_requeued(session, call.id, extra={"clerk_id": other, "at": 1.6})
+        assert call.status is CallStatus.ENDED
+        session.commit()
+        kinds = [e.kind for e in list_events(session, session_id=call.id)]
+    assert kinds == ["call.queued", "call.answered", "call.offered", "call.requeued", "call.ended",
+                     "call.requeued"]
 
 
 def test_unknown_booth_item_or_call(records_engine):
