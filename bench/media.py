@@ -19,7 +19,9 @@ aiortc peers connected directly in this process:
 
 - call_setup_s: from the booth's `call.request` (the clerk answers at once)
   until both sides decoded a first frame of the other, vs offer-to-first-frame
-  both ways of the bare pair;
+  both ways of the bare pair.  On both sides the cameras are open before the
+  clock starts (a kiosk and a console show a self-view before a call); the
+  phases (connected, booth peer up, first frames) go to stderr;
 - hub_latency_ms: median capture-to-decode latency of the booth's face at the
   clerk (burnt-in wall clock), vs the same over the bare pair.
 
@@ -355,15 +357,20 @@ async def call_through_hub(seconds: float) -> tuple[float, float]:
     peer: MediaPeer | None = None
     try:
         await asyncio.wait_for(ready.wait(), 20)
+        tracks = booth_tracks()  # the kiosk's cameras are open (self-view) before the resident calls
         asked = time.time()
         call_id = (await booth.request("call.request", item_code=item))["call_id"]
         await booth.wait_for("call.connected", lambda m: m["call_id"] == call_id, timeout_s=20)
-        peer = MediaPeer(booth, call_id, publish=booth_tracks(), receive=("video", "audio"))
+        connected = time.time()
+        peer = MediaPeer(booth, call_id, publish=tracks, receive=("video", "audio"))
         await peer.connect()
+        booth_peer_up = time.time()
         clerk_sees = (await _first(seat_peers, "booth-face")).first_readable_at
         booth_sees = (await peer.wait_frames("clerk-camera", 1, 20)).first_readable_at
         assert clerk_sees is not None and booth_sees is not None
         setup = max(clerk_sees, booth_sees) - asked
+        log(f"call set-up: connected +{connected - asked:.3f} s, booth peer up +{booth_peer_up - asked:.3f} s, "
+            f"clerk sees the booth +{clerk_sees - asked:.3f} s, booth sees the clerk +{booth_sees - asked:.3f} s")
         face = seat_peers[0].receipt("booth-face")
         skip = len(face.latencies_ms)
         await asyncio.sleep(seconds)  # the measurement window
@@ -417,9 +424,10 @@ async def bare_pair(seconds: float) -> tuple[float, float]:
 
     tasks = []
     try:
+        cameras = [PreEncodedVideoTrack(CameraTrack(), bitrate=500_000) for _ in (a, b)]  # open before the call
         started = time.time()
-        for pc in (a, b):
-            pc.addTransceiver(PreEncodedVideoTrack(CameraTrack(), bitrate=500_000), direction="sendrecv")
+        for pc, camera in zip((a, b), cameras):
+            pc.addTransceiver(camera, direction="sendrecv")
         offer = await a.createOffer()
         advertise_host_addresses(a, addresses)
         await a.setLocalDescription(offer)

@@ -67,6 +67,8 @@ async def run_seat(base_url: str, username: str, password: str, plan: SeatPlan,
         if ready is not None:
             ready.set()
         while not stop.is_set() and (plan.calls is None or summary.answered < plan.calls):
+            # A console's camera and microphone are open (self-view) before an offer rings.
+            tracks = _clerk_tracks() if media else None
             offer = await _next_offer(client, stop, summary)
             if offer is None:
                 break
@@ -79,7 +81,7 @@ async def run_seat(base_url: str, username: str, password: str, plan: SeatPlan,
                 await _back_to_available(client)
                 continue
             summary.answered += 1
-            peer = await _connect_media(client, offer["call_id"], summary, on_media) if media else None
+            peer = await _connect_media(client, offer["call_id"], tracks, summary, on_media) if tracks else None
             try:
                 await asyncio.sleep(_vary(plan.handle_s, plan.jitter, rng))  # serving the resident
                 with contextlib.suppress(ReplyError):  # the resident may have hung up already
@@ -97,12 +99,18 @@ async def run_seat(base_url: str, username: str, password: str, plan: SeatPlan,
     return summary
 
 
-async def _connect_media(client: ProtocolClient, call_id: str, summary: SeatSummary,
+def _clerk_tracks() -> list[Any]:
+    from signaling.protocol_media import clerk_tracks
+
+    return clerk_tracks()
+
+
+async def _connect_media(client: ProtocolClient, call_id: str, tracks: list[Any], summary: SeatSummary,
                          on_media: Callable[[Any], None] | None) -> Any:
     """Publish camera and microphone; receive the booth's face, document and voice."""
-    from signaling.protocol_media import clerk_tracks, open_peer
+    from signaling.protocol_media import open_peer
 
-    peer = await open_peer(client, call_id, publish=clerk_tracks(), receive=("video", "video", "audio"))
+    peer = await open_peer(client, call_id, publish=tracks, receive=("video", "video", "audio"))
     if peer is None:
         summary.media_failed += 1
     elif on_media is not None:
