@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 from sqlmodel import Session
@@ -112,20 +113,27 @@ async def list_alerts(request: Request) -> Response:
     return await respond(request, _list)
 
 
-async def _ack(request: Request) -> Response:
+async def _change_alert(request: Request, alert_id: int, change: Callable[[Session, int], object]) -> Response:
+    """Applies `change(session, user_id)` to an alert of the caller's regions, tells the wall, answers the new view."""
     me = _me(request)
-    alert_id = _alert_id(request)
+    user_id = int(me.user_id or 0)
     regions = visible_regions(me)
 
     def work(session: Session) -> dict[str, Any]:
         alert_view(session, alert_id, regions=regions)  # another region's alert is not found
-        acknowledge(session, alert_id, user_id=int(me.user_id or 0))
+        change(session, user_id)
         session.flush()
         return alert_view(session, alert_id)
 
     view = await transact(request, work)
     await _to_wall(request, view)
     return JSONResponse({"alert": view})
+
+
+async def _ack(request: Request) -> Response:
+    alert_id = _alert_id(request)
+    return await _change_alert(request, alert_id,
+                               lambda session, user_id: acknowledge(session, alert_id, user_id=user_id))
 
 
 async def ack_alert(request: Request) -> Response:
@@ -134,7 +142,6 @@ async def ack_alert(request: Request) -> Response:
 
 
 async def _resolve(request: Request) -> Response:
-    me = _me(request)
     alert_id = _alert_id(request)
     body = await json_object(request, max_bytes=MAX_BODY)
     unknown = set(body) - {"note"}
@@ -143,17 +150,8 @@ async def _resolve(request: Request) -> Response:
     note = body.get("note", "")
     if not isinstance(note, str):
         raise ApiError(400, "invalid", "note must be text")
-    regions = visible_regions(me)
-
-    def work(session: Session) -> dict[str, Any]:
-        alert_view(session, alert_id, regions=regions)
-        resolve(session, alert_id, user_id=int(me.user_id or 0), note=note)
-        session.flush()
-        return alert_view(session, alert_id)
-
-    view = await transact(request, work)
-    await _to_wall(request, view)
-    return JSONResponse({"alert": view})
+    return await _change_alert(request, alert_id,
+                               lambda session, user_id: resolve(session, alert_id, user_id=user_id, note=note))
 
 
 async def resolve_alert(request: Request) -> Response:

@@ -13,8 +13,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+
+from cloudseat.settings import Settings
+from tests.signaling_fixtures import seed_world
+
+
+def seed_cluster_world(tmp_path: Path, database_url: str, **seed: Any) -> dict[str, Any]:
+    """`seed_world` into the cluster's shared database (the settings' own data dir is a throwaway)."""
+    return seed_world(Settings(data_dir=tmp_path / "seed", database_url=database_url), **seed)
 
 
 def free_port() -> int:

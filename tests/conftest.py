@@ -63,6 +63,18 @@ def postgres_url() -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture
+def redis_url() -> str:
+    """The test Redis's URL, once it answers a ping (skipped, or failed in CI, where it does not)."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping()
+    except redis.RedisError as exc:
+        skip_or_fail(f"Redis not reachable at {REDIS_URL}: {exc}")
+    return REDIS_URL
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A database URL for each backend the records must work on."""

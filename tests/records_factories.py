@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from records import calls
 from records.models import Booth, Region, Role, ServiceItem, User
 
 ITEM_MATERIALS: list[dict[str, Any]] = [
@@ -65,3 +66,14 @@ def seed(engine: Engine, regions: tuple[str, ...] = ("xh",)) -> dict[str, Any]:
         session.commit()
         return {"booth_id": booth.id, "clerk_id": clerk.id, "supervisor_id": supervisor.id,
                 "item_code": item.code, "region_code": regions[0]}
+
+
+def seed_answered_call(engine: Engine) -> dict[str, Any]:
+    """`seed`, then a call at its booth for its item, answered by its clerk; the ids gain "call_id"."""
+    ids = seed(engine)
+    with Session(engine) as session:
+        call = calls.create_call(session, booth_id=ids["booth_id"], item_code=ids["item_code"])
+        calls.mark_answered(session, call.id, clerk_id=ids["clerk_id"])
+        session.commit()
+        ids["call_id"] = call.id
+    return ids

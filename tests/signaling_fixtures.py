@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, closing, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlmodel import Session, select
+import httpx
+
+from sqlmodel import Session, col, select
 
 from cloudseat.app import create_app
 from cloudseat.settings import Settings
 from records.accounts import create_booth, create_region, create_user
 from records.catalog import default_catalog_path, load_catalog_file, upsert_catalog
 from records.db import create_schema, make_engine
-from records.models import Role
+from records.models import CallSession, Event, Recording, Role
 from signaling.protocol_client import ProtocolClient, login_cookie
 from tests.live_server import LiveServer, serve
+from tests.web_clients import booth_client, login
 
 PASSWORD = "test-password-1"
 ALWAYS_OPEN: dict[str, Any] = {}  # a region without hours takes calls at any time
@@ -99,11 +102,34 @@ async def clients(*opened: ProtocolClient) -> AsyncIterator[None]:
             await client.close()
 
 
+@contextmanager
+def booth_and_clerk_http(w: World) -> Iterator[tuple[httpx.Client, httpx.Client, httpx.Client, httpx.Client]]:
+    """HTTP clients of booths b1 and b2 (their tokens) and of clerks c1 and c2 (logged in), closed on the way out."""
+    with closing(booth_client(w.url, w.tokens["b1"])) as b1, closing(booth_client(w.url, w.tokens["b2"])) as b2, \
+            closing(login(w.url, "c1", PASSWORD)) as c1, closing(login(w.url, "c2", PASSWORD)) as c2:
+        yield b1, b2, c1, c2
+
+
 def rows(w: World, model: Any, *where: Any) -> list[Any]:
     """The world's records of `model` matching `where`, read in a short-lived engine of their own."""
     engine = make_engine(w.settings.database_url)
     try:
         with Session(engine) as session:
             return list(session.exec(select(model).where(*where)))
+    finally:
+        engine.dispose()
+
+
+def call_records(settings: Settings, call_id: str, *, events_by: Any = Event.id,
+                 ) -> tuple[CallSession | None, list[Recording], list[Event]]:
+    """A call's row, its recordings (by id) and its events (by `events_by`), read in an engine of their own."""
+    engine = make_engine(settings.database_url)
+    try:
+        with Session(engine) as session:
+            call = session.get(CallSession, call_id)
+            recordings = list(session.exec(select(Recording).where(Recording.session_id == call_id)
+                                           .order_by(col(Recording.id))))
+            events = list(session.exec(select(Event).where(Event.session_id == call_id).order_by(col(events_by))))
+            return call, recordings, events
     finally:
         engine.dispose()

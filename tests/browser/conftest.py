@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+# Helper modules whose plain `assert`s should explain themselves like the tests' own.
+pytest.register_assert_rewrite("tests.browser.idcard_call")
+
 CHROMIUM = os.environ.get("CLOUDSEAT_CHROMIUM", "/usr/bin/chromium")
 REQUIRE_BROWSER = os.environ.get("CLOUDSEAT_REQUIRE_BROWSER") == "1"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
@@ -49,3 +52,9 @@ async def browser() -> AsyncIterator[object]:
 def screenshot_dir() -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS
+
+
+@pytest.fixture
+def fast_settings(app_settings):
+    """A long offer timeout: axe and screenshots take a while on a shared machine (modules may override it)."""
+    return app_settings.with_overrides(offer_timeout_s=60)

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from tests.browser.a11y import assert_accessible
-from tests.signaling_fixtures import PASSWORD, clients, world
+from tests.browser.login import log_in_new_context
+from tests.signaling_fixtures import clients, world
 
 pytestmark = pytest.mark.browser
 
@@ -30,15 +31,7 @@ def fast_settings(app_settings):
 async def open_console(browser: Any, base_url: str, username: str, *, viewport: dict[str, int] = LAPTOP,
                        lang: str | None = None) -> tuple[Any, Any]:
     """A fresh browser context, logged in as `username` through the form, console connected."""
-    context = await browser.new_context(viewport=viewport, timezone_id="Asia/Shanghai")
-    if lang:
-        await context.add_cookies([{"name": "lang", "value": lang, "url": base_url}])
-    page = await context.new_page()
-    await page.goto(f"{base_url}/login")
-    await page.fill("#username", username)
-    await page.fill("#password", PASSWORD)
-    await page.click("button[type=submit]")
-    await page.wait_for_url(f"{base_url}/seat")
+    context, page = await log_in_new_context(browser, base_url, username, viewport=viewport, landing="/seat", lang=lang)
     await page.wait_for_selector("body[data-connected=true]")
     return context, page
 

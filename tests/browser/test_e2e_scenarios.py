@@ -26,9 +26,9 @@ from tests.browser.test_call_browser_media import FRAMES, wait_decoded
 from tests.browser.test_console import go_available, open_console
 from tests.browser.test_e2e_call import (
     ITEM,
-    booth_agent,
     call_through_catalogue,
     events_of,
+    kiosk_with_agent_and_clerk,
     open_kiosk_page,
     rows,
 )
@@ -88,49 +88,42 @@ async def test_out_of_hours_the_kiosk_shows_the_next_opening_and_books_a_slot(br
 async def test_needs_supplement_prints_a_notice_listing_every_missing_material(
         browser, e2e_settings, screenshot_dir: Path, tmp_path: Path):
     spool = tmp_path / "spool"
-    with world(e2e_settings) as w, booth_agent(w, "b1", spool) as agent_url:
-        console_context, console = await open_console(browser, w.url, "c1")
-        kiosk = await open_kiosk_page(browser, w, agent_url=agent_url)
-        try:
-            await go_available(console)
-            call_id = await call_through_catalogue(kiosk, console)
+    async with kiosk_with_agent_and_clerk(browser, e2e_settings, spool) as (w, kiosk, console):
+        call_id = await call_through_catalogue(kiosk, console)
 
-            # One document is there (the ID card, captured and ticked); the other two are missing.
-            await console.wait_for_selector("#capture-code option[value=id_card]", state="attached")
-            await console.select_option("#capture-code", "id_card")
-            await console.click("#capture-button")
-            await kiosk.wait_for_selector("body[data-capture=uploaded]", timeout=30000)
-            await kiosk.click("#device-close")
-            await console.wait_for_selector(".thumb")
-            await console.select_option("#tick-code", "id_card")
-            await console.click("#tick-button")
-            await console.wait_for_selector(".thumb >> text=✓ 居民身份证原件")
+        # One document is there (the ID card, captured and ticked); the other two are missing.
+        await console.wait_for_selector("#capture-code option[value=id_card]", state="attached")
+        await console.select_option("#capture-code", "id_card")
+        await console.click("#capture-button")
+        await kiosk.wait_for_selector("body[data-capture=uploaded]", timeout=30000)
+        await kiosk.click("#device-close")
+        await console.wait_for_selector(".thumb")
+        await console.select_option("#tick-code", "id_card")
+        await console.click("#tick-button")
+        await console.wait_for_selector(".thumb >> text=✓ 居民身份证原件")
 
-            await console.check("#decision-form input[value=supplement]")
-            await console.wait_for_selector("#missing-row:not([hidden])")
-            checked = await console.eval_on_selector_all("#missing-list input:checked", "boxes => boxes.map(b => b.value)")
-            assert sorted(checked) == ["enrol_form", "hukou_book"]  # the untickled mandatory ones, preselected
-            await console.fill("#decision-reason", "请补齐户口簿和参保登记表后再次办理")
-            await console.screenshot(path=str(screenshot_dir / "e2e-supplement-console.png"), full_page=True)
-            await console.click("#decision-submit")
-            await console.wait_for_selector("[data-testid=print-status][data-status=printed]", timeout=30000)
+        await console.check("#decision-form input[value=supplement]")
+        await console.wait_for_selector("#missing-row:not([hidden])")
+        checked = await console.eval_on_selector_all("#missing-list input:checked", "boxes => boxes.map(b => b.value)")
+        assert sorted(checked) == ["enrol_form", "hukou_book"]  # the untickled mandatory ones, preselected
+        await console.fill("#decision-reason", "请补齐户口簿和参保登记表后再次办理")
+        await console.screenshot(path=str(screenshot_dir / "e2e-supplement-console.png"), full_page=True)
+        await console.click("#decision-submit")
+        await console.wait_for_selector("[data-testid=print-status][data-status=printed]", timeout=30000)
 
-            number = (await console.text_content("[data-testid=case-number]") or "").strip()
-            [case] = rows(w, Case, Case.number == number)
-            assert case.session_id == call_id and case.status is CaseStatus.NEEDS_SUPPLEMENT
-            assert sorted(case.missing_materials) == ["enrol_form", "hukou_book"]
-            [job] = rows(w, PrintJob, PrintJob.case_id == case.id)
-            assert job.status is PrintStatus.PRINTED
-            pdf = (spool / f"print-job-{job.id}.pdf").read_bytes()
-            text = pdf_text(pdf)
-            assert pdf.startswith(b"%PDF-") and number in text
-            for code in ("hukou_book", "enrol_form"):
-                assert MATERIAL_NAMES[code] in text, (code, text)
-            await kiosk.wait_for_selector("body[data-print=printed]")
-            await kiosk.screenshot(path=str(screenshot_dir / "e2e-supplement-kiosk-printed.png"))
-        finally:
-            await kiosk.context.close()
-            await console_context.close()
+        number = (await console.text_content("[data-testid=case-number]") or "").strip()
+        [case] = rows(w, Case, Case.number == number)
+        assert case.session_id == call_id and case.status is CaseStatus.NEEDS_SUPPLEMENT
+        assert sorted(case.missing_materials) == ["enrol_form", "hukou_book"]
+        [job] = rows(w, PrintJob, PrintJob.case_id == case.id)
+        assert job.status is PrintStatus.PRINTED
+        pdf = (spool / f"print-job-{job.id}.pdf").read_bytes()
+        text = pdf_text(pdf)
+        assert pdf.startswith(b"%PDF-") and number in text
+        for code in ("hukou_book", "enrol_form"):
+            assert MATERIAL_NAMES[code] in text, (code, text)
+        await kiosk.wait_for_selector("body[data-print=printed]")
+        await kiosk.screenshot(path=str(screenshot_dir / "e2e-supplement-kiosk-printed.png"))
 
 
 async def test_transfer_rings_the_other_clerk_with_the_note_and_the_call_goes_on(

@@ -20,23 +20,12 @@ from booth.devices import SimulatedIdReader
 from records.db import make_engine
 from records.models import Event
 from tests.browser.a11y import assert_accessible
-from tests.browser.test_console import go_available, open_console
-from tests.browser.test_kiosk import choose_item_by_initials, on_screen
+from tests.browser.idcard_call import FULL, MASKED, WAIT, accept_a_kiosk_call, assert_console_shows_the_card
+from tests.browser.test_console import DESKTOP, open_console
+from tests.browser.test_kiosk import LANDSCAPE, PORTRAIT, on_screen
 from tests.signaling_fixtures import World, world
 
 pytestmark = pytest.mark.browser
-
-PORTRAIT = {"width": 1080, "height": 1920}
-LANDSCAPE = {"width": 1920, "height": 1080}
-DESKTOP = {"width": 1920, "height": 1080}
-WAIT = 30000  # ms; conditions are awaited, so a generous limit costs nothing when things are fast
-MASKED = "110105********002X"
-FULL = "11010519491231002X"
-
-
-@pytest.fixture
-def fast_settings(app_settings):
-    return app_settings.with_overrides(offer_timeout_s=60)
 
 
 def card_reads(w: World) -> list[Event]:
@@ -69,13 +58,7 @@ async def test_a_card_on_the_booth_reader_reaches_the_console_and_the_kiosk_conf
             # No call, no asking: the kiosk polls only while a call is live.
             assert await kiosk.evaluate("window.kioskIdCard.state") == "idle"
             assert await kiosk.evaluate("window.kioskIdCard.polls") == 0
-            await go_available(console)
-            await choose_item_by_initials(kiosk)
-            await kiosk.click("#call-button")
-            await console.wait_for_selector("#view-ringing:not([hidden])", timeout=WAIT)
-            await console.click("#offer-accept")
-            await on_screen(kiosk, "call", WAIT)
-            call_id = await kiosk.evaluate("document.body.dataset.callId")
+            call_id = await accept_a_kiosk_call(kiosk, console)
 
             # Live: the kiosk asks; an empty reader gives nothing to show.
             await polls_after(kiosk, 2)
@@ -103,17 +86,7 @@ async def test_a_card_on_the_booth_reader_reaches_the_console_and_the_kiosk_conf
             assert await kiosk.evaluate("document.activeElement?.closest('#idcard-note') == null")
 
             # The console shows the card beside the resident's face, the number masked.
-            await console.wait_for_selector("#idcard:not([hidden])", timeout=WAIT)
-            assert (await console.text_content("[data-testid=idcard-name]") or "").strip() == "测试样例"
-            assert (await console.text_content("[data-testid=idcard-number]") or "").strip() == MASKED
-            await console.wait_for_function("document.querySelector('#idcard-photo').naturalWidth === 102", timeout=WAIT)
-            placement = await console.evaluate("""() => {
-                const face = document.querySelector('#face-video').closest('.pane').getBoundingClientRect();
-                const card = document.querySelector('#idcard').getBoundingClientRect();
-                return {gap: card.left - face.right, top: card.top - face.top};
-            }""")
-            assert 0 <= placement["gap"] <= 24 and abs(placement["top"]) <= 2
-            assert FULL not in await console.content()
+            await assert_console_shows_the_card(console)
             [read] = card_reads(w)
             assert read.session_id == call_id and read.data["id_number_masked"] == MASKED
             last = await kiosk.evaluate("window.kioskIdCard.last")

@@ -20,25 +20,13 @@ from PIL import Image
 from booth.devices import id_card_form, sample_card
 from records.models import Event, Material
 from tests.browser.a11y import assert_accessible
-from tests.browser.test_console import go_available, open_console
-from tests.browser.test_kiosk import choose_item_by_initials, on_screen
+from tests.browser.idcard_call import FULL, MASKED, WAIT, accept_a_kiosk_call, assert_console_shows_the_card
+from tests.browser.test_console import DESKTOP, open_console
+from tests.browser.test_kiosk import LANDSCAPE, PORTRAIT, on_screen
 from tests.signaling_fixtures import rows, world
 from tests.web_clients import booth_client
 
 pytestmark = pytest.mark.browser
-
-PORTRAIT = {"width": 1080, "height": 1920}
-LANDSCAPE = {"width": 1920, "height": 1080}
-DESKTOP = {"width": 1920, "height": 1080}
-WAIT = 30000  # ms; conditions are awaited, so a generous limit costs nothing when things are fast
-MASKED = "110105********002X"
-FULL = "11010519491231002X"
-
-
-@pytest.fixture
-def fast_settings(app_settings):
-    return app_settings.with_overrides(offer_timeout_s=60)
-
 
 
 async def sign_with_the_mouse(page: Any) -> None:
@@ -63,13 +51,7 @@ async def test_signature_and_id_card_in_a_live_call(browser, fast_settings, scre
             kiosk = await kiosk_context.new_page()
             await kiosk.goto(f"{w.url}/kiosk#token={w.tokens['b1']}")
             await kiosk.wait_for_selector("body[data-ready=true][data-screen=start]", timeout=WAIT)
-            await go_available(console)
-            await choose_item_by_initials(kiosk)
-            await kiosk.click("#call-button")
-            await console.wait_for_selector("#view-ringing:not([hidden])", timeout=WAIT)
-            await console.click("#offer-accept")
-            await on_screen(kiosk, "call", WAIT)
-            call_id = await kiosk.evaluate("document.body.dataset.callId")
+            call_id = await accept_a_kiosk_call(kiosk, console)
             await console.wait_for_selector("#signature-button", timeout=WAIT)
 
             # 请签名: the kiosk opens a big pad; nothing can be confirmed before there is ink.
@@ -126,17 +108,7 @@ async def test_signature_and_id_card_in_a_live_call(browser, fast_settings, scre
             with closing(booth_client(w.url, w.tokens["b1"])) as b1:
                 read = b1.post("/api/booth/materials", data=fields, files={field: (filename, body, ctype)})
             assert read.status_code == 201, read.text
-            await console.wait_for_selector("#idcard:not([hidden])", timeout=WAIT)
-            assert (await console.text_content("[data-testid=idcard-name]") or "").strip() == "测试样例"
-            assert (await console.text_content("[data-testid=idcard-number]") or "").strip() == MASKED
-            await console.wait_for_function("document.querySelector('#idcard-photo').naturalWidth === 102", timeout=WAIT)
-            assert FULL not in await console.content()
-            placement = await console.evaluate("""() => {
-                const face = document.querySelector('#face-video').closest('.pane').getBoundingClientRect();
-                const card = document.querySelector('#idcard').getBoundingClientRect();
-                return {gap: card.left - face.right, top: card.top - face.top};
-            }""")
-            assert 0 <= placement["gap"] <= 24 and abs(placement["top"]) <= 2  # right beside the face
+            await assert_console_shows_the_card(console)  # right beside the face
             await console.locator(".thumb[data-kind=id_photo]").wait_for(timeout=WAIT)
             await assert_accessible(console, "id card")
             await console.screenshot(path=str(screenshot_dir / "console-idcard.png"))

@@ -18,8 +18,8 @@ from sqlmodel import Session
 from records.alerts import effective_rules
 from signaling.supervision_sweep import run_sweep
 from tests.browser.a11y import assert_accessible
+from tests.browser.login import log_in_new_context
 from tests.integration.test_supervision_alerts import at, case_for, site
-from tests.signaling_fixtures import PASSWORD
 from tests.web_clients import booth_client
 
 pytestmark = pytest.mark.browser
@@ -30,15 +30,8 @@ WAIT_MS = 30_000
 
 
 async def open_page(browser: Any, base_url: str, username: str, *, lang: str | None = None) -> tuple[Any, Any]:
-    context = await browser.new_context(viewport=LAPTOP, timezone_id="Asia/Shanghai")
-    if lang:
-        await context.add_cookies([{"name": "lang", "value": lang, "url": base_url}])
-    page = await context.new_page()
-    await page.goto(f"{base_url}/login")
-    await page.fill("#username", username)
-    await page.fill("#password", PASSWORD)
-    await page.click("button[type=submit]")
-    await page.wait_for_url(f"{base_url}/supervise")
+    context, page = await log_in_new_context(browser, base_url, username, viewport=LAPTOP, landing="/supervise",
+                                             lang=lang)
     await page.goto(f"{base_url}/supervise/alerts")
     await page.wait_for_selector("body[data-alerts-loaded=true][data-live=live]", timeout=WAIT_MS)
     return context, page

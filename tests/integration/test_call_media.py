@@ -35,7 +35,7 @@ from typing import Any
 import av
 import pytest
 import pytest_asyncio
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from booth.simulator import BoothPlan, BoothSummary, run_booth
 from media.synthetic import read_burnt_in
@@ -45,7 +45,7 @@ from seat.simulator import SeatPlan, SeatSummary, run_seat
 from signaling.protocol_client import ReplyError
 from signaling.protocol_media import MediaPeer
 from tests.media_helpers import wait_until
-from tests.signaling_fixtures import PASSWORD, World, clients, world
+from tests.signaling_fixtures import PASSWORD, World, call_records, clients, world
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -71,19 +71,6 @@ class Scenario:
     recordings: list[Recording] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     files: Path = Path()
-
-
-def _load(settings: Any, call_id: str) -> tuple[CallSession | None, list[Recording], list[Event]]:
-    engine = make_engine(settings.database_url)
-    try:
-        with Session(engine) as session:
-            call = session.get(CallSession, call_id)
-            recordings = list(session.exec(select(Recording).where(Recording.session_id == call_id)
-                                           .order_by(col(Recording.id))))
-            events = list(session.exec(select(Event).where(Event.session_id == call_id).order_by(col(Event.id))))
-            return call, recordings, events
-    finally:
-        engine.dispose()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -137,14 +124,14 @@ async def scenario(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sc
         s.face_keyframes["end"] = face.keyframes or 0
 
         def registered() -> bool:
-            _call, _recs, events = _load(settings, s.call_id)
+            _call, _recs, events = call_records(settings, s.call_id)
             return any(e.kind == "recording.finished" for e in events)
 
         deadline = time.monotonic() + 30
         while not await asyncio.to_thread(registered):
             assert time.monotonic() < deadline, "recordings were never registered"
             await asyncio.sleep(0.1)  # polling the database: there is no event to wait on
-        s.call, s.recordings, s.events = _load(settings, s.call_id)
+        s.call, s.recordings, s.events = call_records(settings, s.call_id)
         yield s
 
 

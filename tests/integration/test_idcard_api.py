@@ -21,7 +21,7 @@ from booth.devices import CardWatch, IdCard, SimulatedIdReader, id_card_form
 from records.db import make_engine
 from records.models import Event, Material
 from tests.integration.test_decisions import live_call
-from tests.signaling_fixtures import PASSWORD, World, clients, world
+from tests.signaling_fixtures import PASSWORD, World, booth_and_clerk_http, clients, world
 from tests.web_clients import anonymous_client, booth_client, login
 
 NUMBER = "11010519491231002X"
@@ -71,11 +71,7 @@ async def test_a_card_read_reaches_the_serving_clerk_masked_and_reveals_only_for
         booth, clerk, other_booth = await w.booth("b1"), await w.clerk("c1"), await w.booth("b2")
         async with clients(booth, clerk, other_booth):
             call_id = await live_call(w, booth, clerk)
-            with closing(booth_client(w.url, w.tokens["b1"])) as b1, \
-                    closing(booth_client(w.url, w.tokens["b2"])) as b2, \
-                    closing(login(w.url, "c1", PASSWORD)) as c1, \
-                    closing(login(w.url, "c2", PASSWORD)) as c2, \
-                    closing(login(w.url, "sup", PASSWORD)) as sup, \
+            with booth_and_clerk_http(w) as (b1, b2, c1, c2), closing(login(w.url, "sup", PASSWORD)) as sup, \
                     closing(anonymous_client(w.url)) as anon:
                 # Bad reads are refused with a stable code and change nothing.
                 assert error_code(send_card(b1, call_id, number="110105194912310021")) == "id_number_checksum"

@@ -13,12 +13,12 @@ import pytest
 from PIL import Image
 from sqlmodel import Session, select
 
-from records import calls, materials
+from records import materials
 from records.errors import ValidationError
 from records.events import list_events
 from records.models import Event, Material
 from records.storage import FileStore
-from tests.records_factories import seed
+from tests.records_factories import seed_answered_call
 
 NUMBER = "11010519491231002X"
 MASKED = "110105********002X"
@@ -32,13 +32,7 @@ def image(fmt: str, size: tuple[int, int] = (102, 126)) -> bytes:
 
 @pytest.fixture
 def call_env(records_engine, tmp_path):
-    ids = seed(records_engine)
-    with Session(records_engine) as session:
-        call = calls.create_call(session, booth_id=ids["booth_id"], item_code=ids["item_code"])
-        calls.mark_answered(session, call.id, clerk_id=ids["clerk_id"])
-        session.commit()
-        ids["call_id"] = call.id
-    return ids, FileStore(tmp_path / "store")
+    return seed_answered_call(records_engine), FileStore(tmp_path / "store")
 
 
 def test_a_card_read_stores_the_photo_and_logs_only_the_masked_number(records_engine, call_env):

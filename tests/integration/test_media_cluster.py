@@ -25,20 +25,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from sqlmodel import Session, col, select
 
 from booth.simulator import BoothPlan, run_booth
-from cloudseat.settings import Settings
 from records.db import make_engine
 from records.models import Event, Recording
 from seat.simulator import SeatPlan, run_seat
 from signaling.protocol_client import ProtocolClient, ReplyError, login_cookie
 from signaling.protocol_media import MediaPeer
-from tests.cluster import cluster
-from tests.conftest import REDIS_URL, skip_or_fail
+from tests.cluster import cluster, seed_cluster_world
 from tests.media_helpers import wait_until
-from tests.signaling_fixtures import PASSWORD, clients, seed_world
+from tests.signaling_fixtures import PASSWORD, clients
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 
@@ -47,19 +44,6 @@ MEDIA_ENV = {"CLOUDSEAT_MEDIA_ADDRESSES": "127.0.0.1"}  # what each node's hub a
 DUMMY_SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
 VIDEO_TRACKS = ("booth-face", "booth-document", "clerk-camera")
 ALL_TRACKS = {*VIDEO_TRACKS, "booth-audio", "clerk-audio"}
-
-
-@pytest.fixture
-def redis_url() -> str:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping()
-    except redis.RedisError as exc:
-        skip_or_fail(f"Redis not reachable at {REDIS_URL}: {exc}")
-    return REDIS_URL
-
-
-def seed(tmp_path: Path, database_url: str) -> dict[str, Any]:
-    return seed_world(Settings(data_dir=tmp_path / "seed", database_url=database_url))
 
 
 def load(database_url: str, call_id: str) -> tuple[list[Event], list[Recording]]:
@@ -94,7 +78,7 @@ async def code_of(client: ProtocolClient, mtype: str, **fields: Any) -> tuple[st
 
 async def test_a_call_whose_parties_are_on_two_nodes_has_media_recordings_and_a_monitor(
         tmp_path: Path, postgres_url: str, redis_url: str) -> None:
-    seeded = seed(tmp_path, postgres_url)
+    seeded = seed_cluster_world(tmp_path, postgres_url)
     with cluster(tmp_path, postgres_url, redis_url, size=2, **MEDIA_ENV) as c:
         node_a, node_b = c[0], c[1]
         booth_peers: list[MediaPeer] = []
@@ -189,7 +173,7 @@ async def test_a_call_whose_parties_are_on_two_nodes_has_media_recordings_and_a_
 
 async def test_a_media_node_killed_mid_offer_gives_media_unavailable_promptly(
         tmp_path: Path, postgres_url: str, redis_url: str) -> None:
-    seeded = seed(tmp_path, postgres_url)
+    seeded = seed_cluster_world(tmp_path, postgres_url)
     with cluster(tmp_path, postgres_url, redis_url, size=2, **MEDIA_ENV) as c:
         node_a, node_b = c[0], c[1]
         clerk = await ProtocolClient.connect(node_b.url, "seat", cookie=login_cookie(node_b.url, "c1", PASSWORD))

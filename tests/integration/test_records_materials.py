@@ -8,12 +8,12 @@ import pytest
 from PIL import Image
 from sqlmodel import Session
 
-from records import calls, materials, recordings
+from records import materials, recordings
 from records.errors import NotFoundError, UnsafePathError, ValidationError
 from records.events import list_events
 from records.retention import mark_recording_purged
 from records.storage import FileStore
-from tests.records_factories import seed
+from tests.records_factories import seed_answered_call
 
 
 def png(size=(64, 48)) -> bytes:
@@ -24,13 +24,7 @@ def png(size=(64, 48)) -> bytes:
 
 @pytest.fixture
 def call_env(records_engine, tmp_path):
-    ids = seed(records_engine)
-    with Session(records_engine) as session:
-        call = calls.create_call(session, booth_id=ids["booth_id"], item_code=ids["item_code"])
-        calls.mark_answered(session, call.id, clerk_id=ids["clerk_id"])
-        session.commit()
-        ids["call_id"] = call.id
-    return ids, FileStore(tmp_path / "store")
+    return seed_answered_call(records_engine), FileStore(tmp_path / "store")
 
 
 def test_add_material_stores_hashes_and_logs(records_engine, call_env):

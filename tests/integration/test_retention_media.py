@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from booth.simulator import BoothPlan, run_booth
 from cloudseat.settings import Settings
 from records.db import make_engine
-from records.models import CallSession, Event, Recording, as_utc
+from records.models import CallSession, Event, as_utc
 from seat.simulator import SeatPlan, run_seat
-from tests.signaling_fixtures import PASSWORD, world
+from tests.signaling_fixtures import PASSWORD, call_records, world
 
 pytestmark = pytest.mark.asyncio
 
@@ -37,19 +37,6 @@ def cli(data_dir: Path, *args: str) -> dict[str, Any]:
                           text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     return json.loads(done.stdout)
-
-
-def load(settings: Settings, call_id: str) -> tuple[CallSession | None, list[Recording], list[Event]]:
-    engine = make_engine(settings.database_url)
-    try:
-        with Session(engine) as session:
-            call = session.get(CallSession, call_id)
-            recordings = list(session.exec(select(Recording).where(Recording.session_id == call_id)
-                                           .order_by(col(Recording.id))))
-            events = list(session.exec(select(Event).where(Event.session_id == call_id).order_by(col(Event.seq))))
-            return call, recordings, events
-    finally:
-        engine.dispose()
 
 
 async def test_a_recorded_call_is_purged_and_still_verifies(tmp_path: Path) -> None:
@@ -69,11 +56,12 @@ async def test_a_recorded_call_is_purged_and_still_verifies(tmp_path: Path) -> N
             call_id = session.exec(select(CallSession.id)).one()
         engine.dispose()
         deadline = time.monotonic() + 60
-        while not any(e.kind == "recording.finished" for e in (await asyncio.to_thread(load, settings, call_id))[2]):
+        while not any(e.kind == "recording.finished"
+                      for e in (await asyncio.to_thread(call_records, settings, call_id, events_by=Event.seq))[2]):
             assert time.monotonic() < deadline, "recordings were never registered"
             await asyncio.sleep(0.1)  # polling the database: there is no event to wait on
 
-    call, recordings, events = load(settings, call_id)
+    call, recordings, events = call_records(settings, call_id, events_by=Event.seq)
     assert call is not None and call.ended_at is not None and len(recordings) >= 4
     [finished] = [e for e in events if e.kind == "recording.finished"]
     files = settings.data_dir / "files"

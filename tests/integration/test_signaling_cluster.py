@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, defaultdict
-from pathlib import Path
 
 import httpx
 import pytest
@@ -13,29 +12,14 @@ import redis
 from sqlmodel import Session, col, select
 
 from booth.simulator import BoothPlan, run_booth
-from cloudseat.settings import Settings
 from records.db import make_engine
 from records.models import Event
 from seat.simulator import SeatPlan, run_seat
 from signaling.protocol_client import ProtocolClient, ReplyError, login_cookie
-from tests.cluster import cluster, private_redis, wait_ready
-from tests.conftest import REDIS_URL, skip_or_fail
-from tests.signaling_fixtures import PASSWORD, clients, seed_world
+from tests.cluster import cluster, private_redis, seed_cluster_world, wait_ready
+from tests.signaling_fixtures import PASSWORD, clients
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
-
-
-@pytest.fixture
-def redis_url() -> str:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping()
-    except redis.RedisError as exc:
-        skip_or_fail(f"Redis not reachable at {REDIS_URL}: {exc}")
-    return REDIS_URL
-
-
-def seed(tmp_path: Path, database_url: str, **kw):
-    return seed_world(Settings(data_dir=tmp_path / "seed", database_url=database_url), **kw)
 
 
 def all_events(database_url: str) -> list[Event]:
@@ -47,7 +31,7 @@ def all_events(database_url: str) -> list[Event]:
 
 
 async def test_booth_on_one_node_is_served_by_a_clerk_on_another(tmp_path, postgres_url, redis_url):
-    seeded = seed(tmp_path, postgres_url)
+    seeded = seed_cluster_world(tmp_path, postgres_url)
     with cluster(tmp_path, postgres_url, redis_url, size=2) as c:
         clerk = await ProtocolClient.connect(c[1].url, "seat", cookie=login_cookie(c[1].url, "c1", PASSWORD))
         booth = await ProtocolClient.connect(c[0].url, "booth", token=seeded["tokens"]["b1"])
@@ -71,7 +55,7 @@ async def test_booth_on_one_node_is_served_by_a_clerk_on_another(tmp_path, postg
 
 
 async def test_a_dead_node_is_noticed_and_its_booth_keeps_its_place_elsewhere(tmp_path, postgres_url, redis_url):
-    seeded = seed(tmp_path, postgres_url, booths={"b1": "east", "b2": "east"})
+    seeded = seed_cluster_world(tmp_path, postgres_url, booths={"b1": "east", "b2": "east"})
     item = seeded["item_by_skill"]["social_insurance"]
     fast = {"CLOUDSEAT_HEARTBEAT_S": "0.5", "CLOUDSEAT_RECONNECT_GRACE_S": "30"}
     with cluster(tmp_path, postgres_url, redis_url, size=2, **fast) as c:
@@ -102,7 +86,7 @@ async def test_a_dead_node_is_noticed_and_its_booth_keeps_its_place_elsewhere(tm
 
 async def test_queued_calls_survive_a_redis_restart_and_readyz_tells(tmp_path, postgres_url):
     with private_redis(tmp_path) as (url, redis_server):
-        seeded = seed(tmp_path, postgres_url)
+        seeded = seed_cluster_world(tmp_path, postgres_url)
         fast = {"CLOUDSEAT_HEARTBEAT_S": "0.5"}
         with cluster(tmp_path, postgres_url, url, size=1, **fast) as c:
             booth = await ProtocolClient.connect(c[0].url, "booth", token=seeded["tokens"]["b1"])
@@ -130,7 +114,7 @@ BOOTHS, CALLS_PER_BOOTH, CLERKS = 50, 4, 10
 async def test_200_calls_50_booths_10_clerks_2_nodes_never_double_offer(tmp_path, postgres_url, redis_url):
     booths = {f"b{i:02d}": ("east" if i % 2 else "west") for i in range(BOOTHS)}
     clerks = {f"k{i}": (["social_insurance", "medical"], ["east", "west"]) for i in range(CLERKS)}
-    seeded = seed(tmp_path, postgres_url, booths=booths, clerks=clerks)
+    seeded = seed_cluster_world(tmp_path, postgres_url, booths=booths, clerks=clerks)
     items = [seeded["item_by_skill"]["social_insurance"], seeded["item_by_skill"]["medical"]]
     env = {"CLOUDSEAT_OFFER_TIMEOUT_S": "1.5", "CLOUDSEAT_HEARTBEAT_S": "2"}
     with cluster(tmp_path, postgres_url, redis_url, size=2, **env) as c:

@@ -20,8 +20,8 @@ from sqlmodel import Session, select
 from records.db import make_engine
 from records.models import Event, Material
 from tests.integration.test_decisions import live_call
-from tests.signaling_fixtures import PASSWORD, World, clients, world
-from tests.web_clients import booth_client, login
+from tests.signaling_fixtures import World, booth_and_clerk_http, clients, world
+from tests.web_clients import booth_client
 
 
 def signature_png(size: tuple[int, int] = (1200, 400)) -> bytes:
@@ -55,9 +55,7 @@ async def test_the_clerk_asks_the_booth_signs_and_the_clerk_gets_the_signature(a
         booth, clerk, other_booth = await w.booth("b1"), await w.clerk("c1"), await w.booth("b2")
         async with clients(booth, clerk, other_booth):
             call_id = await live_call(w, booth, clerk)
-            with closing(booth_client(w.url, w.tokens["b1"])) as b1, \
-                    closing(booth_client(w.url, w.tokens["b2"])) as b2, \
-                    closing(login(w.url, "c1", PASSWORD)) as c1, closing(login(w.url, "c2", PASSWORD)) as c2:
+            with booth_and_clerk_http(w) as (b1, b2, c1, c2):
                 ask = f"/api/seat/calls/{call_id}/capture"
                 assert c2.post(ask, json={"kind": "signature"}).status_code == 404  # not their call
                 assert error_code(c1.post(ask, json={"kind": "autograph"})) == "invalid"

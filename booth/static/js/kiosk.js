@@ -291,14 +291,8 @@ async function callClerk() {
   r.callItem = item;
   $("call-button").setAttribute("aria-busy", "true");
   try {
-    const ack = await client.request("call.request", { item_code: item.code, priority: r.priority });
-    r.callId = ack.call_id;
-    r.lastCallId = ack.call_id;
-    enterWaiting(ack.position);
-    for (const push of r.early.splice(0)) onPush(push);
+    await queueCall(client, { item_code: item.code, priority: r.priority });
   } catch (err) {
-    r.callState = null;
-    r.early = [];
     const code = err instanceof ProtocolError ? err.code : "internal";
     if (code === "closed") {
       kiosk.service = { open: false, next_opening: err.reply?.next_opening ?? null };
@@ -311,6 +305,26 @@ async function callClerk() {
     }
   } finally {
     $("call-button").removeAttribute("aria-busy");
+  }
+}
+
+/**
+ * Sends `call.request` and, once the call is queued, shows the waiting screen and replays the pushes
+ * that arrived before the ack. On failure the request is forgotten and the error is thrown on.
+ * @param {ProtocolClient} client @param {Record<string, unknown>} fields
+ */
+async function queueCall(client, fields) {
+  const r = kiosk.resident;
+  try {
+    const ack = await client.request("call.request", fields);
+    r.callId = ack.call_id;
+    r.lastCallId = ack.call_id;
+    enterWaiting(ack.position);
+    for (const push of r.early.splice(0)) onPush(push);
+  } catch (err) {
+    r.callState = null;
+    r.early = [];
+    throw err;
   }
 }
 
@@ -391,14 +405,8 @@ async function startAppointmentCall() {
   r.callState = "requesting";
   $("checkin-start").setAttribute("aria-busy", "true");
   try {
-    const ack = await client.request("call.request", { item_code: item.code, appointment_id: found.appointment_id });
-    r.callId = ack.call_id;
-    r.lastCallId = ack.call_id;
-    enterWaiting(ack.position);
-    for (const push of r.early.splice(0)) onPush(push);
+    await queueCall(client, { item_code: item.code, appointment_id: found.appointment_id });
   } catch (err) {
-    r.callState = null;
-    r.early = [];
     showError("checkin-error", err instanceof ProtocolError ? err.code : "internal");
   } finally {
     $("checkin-start").removeAttribute("aria-busy");

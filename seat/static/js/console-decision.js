@@ -13,6 +13,7 @@
  */
 import { CASE_STATUS, EN, errorText, label, tr } from "./console-text.js";
 import { closeIdCard, idCardPush, openIdCard, showIdCard } from "./console-idcard.js";
+import { el, requestJson } from "./dom.js";
 
 /** @typedef {{code: string, name_zh: string, name_en: string, mandatory: boolean}} ChecklistEntry */
 /** @typedef {{material_id: number, kind: string, width: number, height: number, sha256: string, checklist_code: string | null, url: string}} MaterialRow */
@@ -33,37 +34,6 @@ const docs = {
 /** @type {any} */ (window).seatDocuments = docs;
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
-
-/** @param {string} tag @param {Record<string, string>} [attrs] @param {(Node | string)[]} [children] */
-function el(tag, attrs = {}, children = []) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "text") node.textContent = v;
-    else node.setAttribute(k, v);
-  }
-  for (const child of children) node.append(child);
-  return node;
-}
-
-function csrf() {
-  const input = /** @type {HTMLInputElement | null} */ (document.querySelector("form[action='/logout'] input[name=csrf_token]"));
-  return input ? input.value : "";
-}
-
-/** @param {string} method @param {string} path @param {unknown} [body] */
-async function call(method, path, body) {
-  /** @type {Record<string, string>} */
-  const headers = { accept: "application/json" };
-  if (method !== "GET") {
-    headers["x-csrf-token"] = csrf();
-    headers["content-type"] = "application/json";
-  }
-  const response = await fetch(path, { method, headers, credentials: "same-origin",
-    body: body === undefined ? undefined : JSON.stringify(body) });
-  const data = await response.json().catch(() => ({}));
-  if (!response.ok) throw Object.assign(new Error(data?.error?.message ?? response.statusText), { code: data?.error?.code ?? "internal" });
-  return data;
-}
 
 /** @param {ChecklistEntry} m */
 const nameOf = (m) => (EN ? m.name_en : m.name_zh);
@@ -199,7 +169,7 @@ function select(id) {
 async function loadMaterials() {
   if (!docs.callId) return;
   const callId = docs.callId;
-  const { materials, id_card: card } = await call("GET", `/api/seat/calls/${callId}/materials`);
+  const { materials, id_card: card } = await requestJson("GET", `/api/seat/calls/${callId}/materials`);
   if (docs.callId !== callId) return;
   docs.materials = materials;
   renderGallery();
@@ -213,7 +183,7 @@ async function requestCapture() {
   const code = $("capture-code").value;
   $("capture-button").disabled = true;
   try {
-    await call("POST", `/api/seat/calls/${docs.callId}/capture`, code ? { material_code: code } : {});
+    await requestJson("POST", `/api/seat/calls/${docs.callId}/capture`, code ? { material_code: code } : {});
     say(tr("已通知居民端拍摄，请等待上传……", "The booth is capturing; waiting for the upload…"));
   } catch (err) {
     say(errorText(err), "error");
@@ -226,7 +196,7 @@ async function requestSignature() {
   if (!docs.callId) return;
   $("signature-button").disabled = true;
   try {
-    await call("POST", `/api/seat/calls/${docs.callId}/capture`, { kind: "signature" });
+    await requestJson("POST", `/api/seat/calls/${docs.callId}/capture`, { kind: "signature" });
     say(tr("已请居民在屏幕上签名，请等待……", "The resident is asked to sign on the screen; waiting…"));
   } catch (err) {
     say(errorText(err), "error");
@@ -238,7 +208,7 @@ async function requestSignature() {
 async function tickSelected() {
   if (docs.selected == null) return;
   try {
-    const row = await call("POST", `/api/seat/materials/${docs.selected}/tick`, { checklist_code: $("tick-code").value });
+    const row = await requestJson("POST", `/api/seat/materials/${docs.selected}/tick`, { checklist_code: $("tick-code").value });
     docs.materials = docs.materials.map((m) => (m.material_id === row.material_id ? { ...m, checklist_code: row.checklist_code } : m));
     renderGallery();
     say(tr("已核验。", "Ticked."), "ok");
@@ -259,7 +229,7 @@ async function decide() {
   }
   $("decision-submit").disabled = true;
   try {
-    docs.decided = await call("POST", `/api/seat/calls/${docs.callId}/decision`, body);
+    docs.decided = await requestJson("POST", `/api/seat/calls/${docs.callId}/decision`, body);
     renderResult();
     say(tr("决定已作出，文书正在居民端打印。", "Decided; the document is printing at the booth."), "ok");
   } catch (err) {
@@ -298,7 +268,7 @@ export async function openDocuments(callId, itemCode) {
   $("decision-reason").value = "";
   say("");
   try {
-    const item = await call("GET", `/api/seat/items/${encodeURIComponent(itemCode)}`);
+    const item = await requestJson("GET", `/api/seat/items/${encodeURIComponent(itemCode)}`);
     if (docs.callId !== callId) return;
     docs.checklist = item.materials;
     await loadMaterials();

@@ -14,6 +14,7 @@
  * card its materials listing carries, and hands `idcard.read` pushes to `idCardPush`.
  */
 import { errorText, tr } from "./console-text.js";
+import { csrf, el } from "./dom.js";
 
 /** @typedef {{name: string, id_number_masked: string, material_id: number, photo_url: string, id_number?: string}} IdCardInfo */
 
@@ -25,22 +26,6 @@ const state = {
 /** @type {any} */ (window).seatIdCard = state;
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
-
-/** @param {string} tag @param {Record<string, string>} [attrs] @param {(Node | string)[]} [children] */
-function el(tag, attrs = {}, children = []) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "text") node.textContent = v;
-    else node.setAttribute(k, v);
-  }
-  for (const child of children) node.append(child);
-  return node;
-}
-
-function csrf() {
-  const input = /** @type {HTMLInputElement | null} */ (document.querySelector("form[action='/logout'] input[name=csrf_token]"));
-  return input ? input.value : "";
-}
 
 /** Codes only this panel meets. @param {any} err */
 function problem(err) {

@@ -12,6 +12,7 @@ import {
 } from "./console-text.js";
 import { startConsoleMedia, stopConsoleMedia } from "./console-media.js";
 import { closeDocuments, documentsPush, openDocuments } from "./console-decision.js";
+import { el, requestJson } from "./dom.js";
 
 /** @typedef {import("./protocol.js").Message} Message */
 /** @typedef {{code: string, name_zh: string, name_en: string}} Item */
@@ -76,23 +77,7 @@ async function send(type, fields = {}) {
 }
 
 /** @param {string} path */
-async function api(path) {
-  const response = await fetch(path, { headers: { accept: "application/json" }, credentials: "same-origin" });
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw Object.assign(new Error(body?.error?.message ?? response.statusText), { code: body?.error?.code ?? "internal" });
-  return body;
-}
-
-/** @param {string} tag @param {Record<string, string>} [attrs] @param {(Node | string)[]} [children] */
-function el(tag, attrs = {}, children = []) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "text") node.textContent = v;
-    else node.setAttribute(k, v);
-  }
-  for (const child of children) node.append(child);
-  return node;
-}
+const api = (path) => requestJson("GET", path);
 
 /** @param {Booth} booth */
 const regionName = (booth) => (EN ? booth.region_name_en : booth.region_name_zh) || booth.region_name || booth.region || "";

@@ -7,6 +7,7 @@
  */
 
 import { ProtocolClient } from "./protocol.js";
+import { requestJson } from "./dom.js";
 
 const EN = document.documentElement.lang === "en";
 /** @param {string} zh @param {string} en */
@@ -56,28 +57,6 @@ let loaded = false;
 let counts = { yellow: 0, red: 0, blue: 0 };
 const fresh = new Set(); // ids pushed live since the page loaded: highlighted once
 
-function csrf() {
-  const input = /** @type {HTMLInputElement | null} */ (document.querySelector("form[action='/logout'] input[name=csrf_token]"));
-  return input ? input.value : "";
-}
-
-/** @param {string} method @param {string} path @param {unknown} [body] */
-async function api(method, path, body) {
-  /** @type {Record<string, string>} */
-  const headers = { accept: "application/json" };
-  if (method !== "GET") {
-    headers["x-csrf-token"] = csrf();
-    headers["content-type"] = "application/json";
-  }
-  const response = await fetch(path, { method, headers, credentials: "same-origin",
-    body: body === undefined ? undefined : JSON.stringify(body) });
-  const data = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    throw Object.assign(new Error(data?.error?.message ?? response.statusText), { code: data?.error?.code ?? "internal" });
-  }
-  return data;
-}
-
 /** @param {any} error */
 const errorText = (error) => label(ERRORS[error?.code], tr("操作失败，请重试。", "That did not work; try again."));
 
@@ -110,7 +89,7 @@ async function load() {
   if (status && status !== "active") query.set("status", status);
   if (kind) query.set("kind", kind);
   try {
-    const data = await api("GET", `/api/supervise/alerts?${query}`);
+    const data = await requestJson("GET", `/api/supervise/alerts?${query}`);
     alerts.clear();
     for (const a of data.alerts) alerts.set(a.id, a);
     if (!kind && (!status || status === "active")) await loadCounts(data.alerts);
@@ -127,7 +106,7 @@ async function load() {
 /** Unresolved counts per kind for the summary cards. @param {Alert[] | null} known */
 async function loadCounts(known) {
   let list = known;
-  if (!list) list = (await api("GET", "/api/supervise/alerts")).alerts;
+  if (!list) list = (await requestJson("GET", "/api/supervise/alerts")).alerts;
   counts = { yellow: 0, red: 0, blue: 0 };
   for (const a of /** @type {Alert[]} */ (list)) if (a.status !== "resolved") counts[a.kind] += 1;
 }
@@ -242,7 +221,7 @@ function card(a) {
 async function act(id, action, body, button, errorBox) {
   button.disabled = true;
   try {
-    const data = await api("POST", `/api/supervise/alerts/${id}/${action}`, body);
+    const data = await requestJson("POST", `/api/supervise/alerts/${id}/${action}`, body);
     upsert(data.alert, false);
     announce(action === "ack" ? tr("已签收。", "Acknowledged.") : tr("已办结。", "Resolved."));
     $("alert-list").focus();
@@ -441,7 +420,7 @@ async function saveRules(path, body, item) {
   status.textContent = tr("保存中…", "Saving…");
   status.dataset.tone = "info";
   try {
-    renderRules(await api("PUT", path, body));
+    renderRules(await requestJson("PUT", path, body));
     const box = rulesStatus(item);
     box.textContent = tr("已保存，立即生效。", "Saved; in force now.");
     box.dataset.tone = "ok";
@@ -454,7 +433,7 @@ async function saveRules(path, body, item) {
 
 async function loadRules() {
   try {
-    renderRules(await api("GET", "/api/supervise/alert-rules"));
+    renderRules(await requestJson("GET", "/api/supervise/alert-rules"));
   } catch (error) {
     $("rules").append(Object.assign(document.createElement("p"), { className: "alerts-error", textContent: errorText(error) }));
   }
