@@ -23,6 +23,7 @@ lock before raising). `start_alert_sweeps` runs it in the app at start and every
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from signaling.service_hours import WorkCalendar, calendar_of
 logger = logging.getLogger(__name__)
 
 SWEEP_INTERVAL_S = 300.0  # deadlines move by days; five minutes is prompt enough
+STOP_WAIT_S = 30.0  # how long a shutdown waits for a sweep that is running to finish
 OPEN_STATUSES = (CaseStatus.ACCEPTED, CaseStatus.NEEDS_SUPPLEMENT)
 DEADLINE_KINDS = (AlertKind.YELLOW, AlertKind.RED)
 SUPERSEDED_NOTE = "已超期，转为红色预警 (superseded by the red alert)"
@@ -179,29 +181,46 @@ async def sweep_and_push(state: Any, now: datetime) -> list[dict[str, Any]]:
     return views
 
 
-async def _sweep_forever(state: Any, clock: Clock, interval_s: float) -> None:
-    while True:
+@dataclass
+class AlertSweeps:
+    """The periodic sweep task and the event that stops it between two sweeps."""
+
+    task: asyncio.Task[None]
+    stopping: asyncio.Event
+
+
+async def _sweep_forever(state: Any, clock: Clock, interval_s: float, stopping: asyncio.Event) -> None:
+    while not stopping.is_set():
         try:
             await sweep_and_push(state, clock())
-        except asyncio.CancelledError:
-            raise
         except Exception:  # noqa: BLE001 - a bad sweep must not stop the next one
             logger.exception("alert sweep failed; trying again in %.0f s", interval_s)
-        await asyncio.sleep(interval_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), interval_s)
 
 
-def start_alert_sweeps(state: Any, *, interval_s: float | None = None) -> asyncio.Task[None]:
+def start_alert_sweeps(state: Any, *, interval_s: float | None = None) -> AlertSweeps:
     """Sweep now and every `SWEEP_INTERVAL_S`; `state.alert_clock`, when set, replaces the real clock (tests)."""
     clock: Clock = getattr(state, "alert_clock", None) or utc_clock
-    return asyncio.get_running_loop().create_task(
-        _sweep_forever(state, clock, interval_s if interval_s is not None else SWEEP_INTERVAL_S),
+    stopping = asyncio.Event()
+    task = asyncio.get_running_loop().create_task(
+        _sweep_forever(state, clock, interval_s if interval_s is not None else SWEEP_INTERVAL_S, stopping),
         name="alert-sweeps")
+    return AlertSweeps(task, stopping)
 
 
-async def stop_alert_sweeps(task: asyncio.Task[None]) -> None:
-    """Cancel the periodic sweep and wait until it has stopped."""
-    task.cancel()
+async def stop_alert_sweeps(sweeps: AlertSweeps) -> None:
+    """Stop the periodic sweep, letting a sweep that is running finish first.
+
+    A sweep runs in a worker thread, which a cancellation cannot stop: cancelled mid-sweep, the
+    thread would go on with a connection of an engine the app is about to dispose, and that
+    connection would be left open.  So stop between sweeps, and cancel only a sweep that hangs.
+    """
+    sweeps.stopping.set()
     try:
-        await task
-    except asyncio.CancelledError:
-        pass
+        await asyncio.wait_for(asyncio.shield(sweeps.task), STOP_WAIT_S)
+    except TimeoutError:
+        logger.warning("alert sweep still running after %.0f s at shutdown; cancelling it", STOP_WAIT_S)
+        sweeps.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeps.task

@@ -89,3 +89,32 @@ def test_global_rules_are_validated(values):
 def test_override_may_leave_fields_to_the_global_rules():
     assert validate_rule_values({"yellow_days": 5}, partial=True) == {
         "yellow_days": 5, "red_enabled": None, "blue_max_level": None}
+
+
+async def test_shutdown_waits_for_a_running_sweep_instead_of_abandoning_its_thread(monkeypatch) -> None:
+    """A cancelled to_thread keeps running with the app's engine after the app disposed it."""
+    import asyncio
+    import threading
+    from types import SimpleNamespace
+
+    from signaling import supervision_sweep
+
+    entered, release = threading.Event(), threading.Event()
+    finished: list[bool] = []
+
+    def slow_sweep(engine: object, now: object) -> list[dict[str, object]]:
+        entered.set()
+        release.wait(10)
+        finished.append(True)
+        return []
+
+    monkeypatch.setattr(supervision_sweep, "run_sweep", slow_sweep)
+    state = SimpleNamespace(engine=None, switchboard=None)
+    sweeps = supervision_sweep.start_alert_sweeps(state, interval_s=3600)
+    await asyncio.to_thread(entered.wait, 10)  # the first sweep is inside its thread now
+    stopping = asyncio.create_task(supervision_sweep.stop_alert_sweeps(sweeps))
+    done, _ = await asyncio.wait({stopping}, timeout=0.5)  # a cancelling stop returns within a loop turn or two
+    assert not done, "shutdown went on while the sweep's thread still held the database"
+    release.set()
+    await asyncio.wait_for(stopping, 10)
+    assert finished == [True] and sweeps.task.done() and not sweeps.task.cancelled()
