@@ -13,17 +13,25 @@ The middle (hub or baseline) runs in a child process so its CPU can be read
 with getrusage (all threads) while this process plays the publishers and
 subscribers over loopback.
 
-With ``--call``, figures of a whole call through a real `cloudseat serve`
+With ``--call``, figures of whole calls through a real `cloudseat serve`
 process (the simulators' `MediaPeer`s in this process), each against two bare
-aiortc peers connected directly in this process:
+aiortc peers connected directly in this process.  Both sides carry the same
+media: the booth publishes face camera, document camera and microphone and
+receives video and audio; the clerk publishes camera and microphone (the same
+synthetic, pre-encoded sources).  5 rounds (``--quick``) or 9 of each; the
+figures are medians, the first (cold) round is printed beside them:
 
 - call_setup_s: from the booth's `call.request` (the clerk answers at once)
   until both sides decoded a first frame of the other, vs offer-to-first-frame
   both ways of the bare pair.  On both sides the cameras are open before the
-  clock starts (a kiosk and a console show a self-view before a call); the
-  phases (connected, booth peer up, first frames) go to stderr;
+  clock starts (a kiosk and a console show a self-view before a call), and this
+  process's heap is frozen out of the garbage collector first (a full
+  collection of it, 50-70 ms, would otherwise land inside some set-ups of
+  either side); the phases (connected, booth peer up, first frames) go to
+  stderr;
 - hub_latency_ms: median capture-to-decode latency of the booth's face at the
-  clerk (burnt-in wall clock), vs the same over the bare pair.
+  clerk (burnt-in wall clock) over ``--seconds`` of each call (3 s quick, 10 s
+  full), vs the same over the bare pair.
 
 Always (also in ``--quick``):
 
@@ -71,7 +79,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import fractions
+import gc
 import hashlib
 import json
 import logging
@@ -339,46 +349,42 @@ async def start_server(data_dir: Path) -> tuple[asyncio.subprocess.Process, str]
     raise RuntimeError("cloudseat serve did not start")
 
 
-async def call_through_hub(seconds: float) -> tuple[float, float]:
-    """(set-up seconds, median face latency ms at the clerk) of one call through a real server."""
+def _quiet_heap() -> None:
+    """Take this process's heap out of the garbage collector before a timed set-up.
+
+    The bench process stands in for two browsers; a full collection of its own
+    ~100k objects (aiortc, PyAV, numpy) costs 50-70 ms and, landing inside a
+    set-up, measured this process rather than the hub.  Both sides get it.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+async def call_through_hub(seconds: float, rounds: int) -> tuple[list[float], list[float]]:
+    """Set-up seconds and median face latency (ms, at the clerk, over `seconds`) of each of
+    `rounds` calls through one real server, one simulated clerk answering at once."""
     from seat.simulator import SeatPlan, run_seat
     from signaling.protocol_client import ProtocolClient
-    from signaling.protocol_media import MediaPeer, booth_tracks
 
     data_dir = Path(tempfile.mkdtemp(prefix="bench-call-"))
     token, item, password = seed_server(data_dir)
     server, url = await start_server(data_dir)
     seat_peers: list[Any] = []
     ready = asyncio.Event()
-    seat = asyncio.create_task(run_seat(url, "bench-clerk", password, SeatPlan(handle_s=seconds + 10, jitter=0,
-                                                                               calls=1),
-                                        ready=ready, media=True, on_media=seat_peers.append))
+    plan = SeatPlan(handle_s=seconds + CALL_MARGIN_S, jitter=0, calls=rounds)  # the clerk ends each call
+    seat = asyncio.create_task(run_seat(url, "bench-clerk", password, plan, ready=ready, media=True,
+                                        on_media=seat_peers.append))
     booth = await ProtocolClient.connect(url, "booth", token=token)
-    peer: MediaPeer | None = None
+    setups: list[float] = []
+    latencies: list[float] = []
     try:
         await asyncio.wait_for(ready.wait(), 20)
-        tracks = booth_tracks()  # the kiosk's cameras are open (self-view) before the resident calls
-        asked = time.time()
-        call_id = (await booth.request("call.request", item_code=item))["call_id"]
-        await booth.wait_for("call.connected", lambda m: m["call_id"] == call_id, timeout_s=20)
-        connected = time.time()
-        peer = MediaPeer(booth, call_id, publish=tracks, receive=("video", "audio"))
-        await peer.connect()
-        booth_peer_up = time.time()
-        clerk_sees = (await _first(seat_peers, "booth-face")).first_readable_at
-        booth_sees = (await peer.wait_frames("clerk-camera", 1, 20)).first_readable_at
-        assert clerk_sees is not None and booth_sees is not None
-        setup = max(clerk_sees, booth_sees) - asked
-        log(f"call set-up: connected +{connected - asked:.3f} s, booth peer up +{booth_peer_up - asked:.3f} s, "
-            f"clerk sees the booth +{clerk_sees - asked:.3f} s, booth sees the clerk +{booth_sees - asked:.3f} s")
-        face = seat_peers[0].receipt("booth-face")
-        skip = len(face.latencies_ms)
-        await asyncio.sleep(seconds)  # the measurement window
-        latency = statistics.median(face.latencies_ms[skip:])
-        return setup, latency
+        for _ in range(rounds):
+            setup, latency = await _one_call(booth, item, seat_peers, seconds)
+            setups.append(setup)
+            latencies.append(latency)
+        return setups, latencies
     finally:
-        if peer is not None:
-            await peer.close()
         await booth.close()
         seat.cancel()
         await asyncio.gather(seat, return_exceptions=True)
@@ -388,22 +394,64 @@ async def call_through_hub(seconds: float) -> tuple[float, float]:
         await server.wait()
 
 
-async def _first(peers: list[Any], track: str) -> Any:
+CALL_MARGIN_S = 2.0  # a call lasts the measurement window and this much more (set-up, then the clerk ends it)
+
+
+async def _one_call(booth: Any, item: str, seat_peers: list[Any], window_s: float) -> tuple[float, float]:
+    """One call's set-up time and, over `window_s` after it, the median face latency at the clerk."""
+    from signaling.protocol_media import MediaPeer, booth_tracks
+
+    known = len(seat_peers)
+    tracks = booth_tracks()  # the kiosk's cameras are open (self-view) before the resident calls
+    _quiet_heap()
+    asked = time.time()
+    call_id = (await booth.request("call.request", item_code=item))["call_id"]
+    await booth.wait_for("call.connected", lambda m: m["call_id"] == call_id, timeout_s=20)
+    connected = time.time()
+    peer = MediaPeer(booth, call_id, publish=tracks, receive=("video", "audio"))
+    try:
+        await peer.connect()
+        booth_peer_up = time.time()
+        clerk_peer = await _next_peer(seat_peers, known)
+        clerk_sees = (await clerk_peer.wait_frames("booth-face", 1, 20)).first_readable_at
+        booth_sees = (await peer.wait_frames("clerk-camera", 1, 20)).first_readable_at
+        assert clerk_sees is not None and booth_sees is not None
+        setup = max(clerk_sees, booth_sees) - asked
+        log(f"call set-up: connected +{connected - asked:.3f} s, booth peer up +{booth_peer_up - asked:.3f} s, "
+            f"clerk sees the booth +{clerk_sees - asked:.3f} s, booth sees the clerk +{booth_sees - asked:.3f} s")
+        face = clerk_peer.receipt("booth-face")
+        skip = len(face.latencies_ms)
+        await asyncio.sleep(window_s)  # the measurement window
+        latency = statistics.median(face.latencies_ms[skip:])
+        await booth.wait_for("call.ended", lambda m: m.get("call_id") == call_id, timeout_s=CALL_MARGIN_S + 20)
+        return setup, latency
+    finally:
+        await peer.close()
+
+
+async def _next_peer(peers: list[Any], known: int) -> Any:
     deadline = time.monotonic() + 20
-    while not peers:
+    while len(peers) <= known:
         if time.monotonic() > deadline:
             raise RuntimeError("the clerk never connected its media")
-        await asyncio.sleep(0.01)  # the simulator hands its peer over when connected
-    return await peers[0].wait_frames(track, 1, 20)
+        await asyncio.sleep(0.005)  # the simulator hands its peer over when connected
+    return peers[known]
 
 
 async def bare_pair(seconds: float) -> tuple[float, float]:
-    """The same two figures for two aiortc peers connected directly (no server, no hub)."""
+    """The same two figures for two aiortc peers connected directly (no server, no hub).
+
+    Like for like: the peers carry what the call's do -- the booth publishes its
+    face camera, document camera and microphone and receives video and audio;
+    the clerk publishes camera and microphone -- from the same synthetic,
+    pre-encoded sources, opened before the clock starts.
+    """
     from media.ice import choose_host_addresses
     from media.synthetic import PreEncodedVideoTrack, read_burnt_in
+    from signaling.protocol_media import booth_tracks, clerk_tracks
 
     addresses = choose_host_addresses(None)
-    a, b = RTCPeerConnection(rtc_configuration()), RTCPeerConnection(rtc_configuration())
+    booth, clerk = RTCPeerConnection(rtc_configuration()), RTCPeerConnection(rtc_configuration())
     seen: dict[str, float] = {}
     latencies: list[float] = []
 
@@ -417,49 +465,65 @@ async def bare_pair(seconds: float) -> tuple[float, float]:
                     continue
                 now = time.time()
                 seen.setdefault(name, now)
-                if name == "b":
+                if name == "clerk sees the face":
                     latencies.append(now * 1000.0 - clock_ms)
         except MediaStreamError:
             return
 
     tasks = []
     try:
-        cameras = [PreEncodedVideoTrack(CameraTrack(), bitrate=500_000) for _ in (a, b)]  # open before the call
+        booth_out, clerk_out = booth_tracks(), clerk_tracks()  # open before the call
+        _quiet_heap()
         started = time.time()
-        for pc, camera in zip((a, b), cameras):
-            pc.addTransceiver(camera, direction="sendrecv")
-        offer = await a.createOffer()
-        advertise_host_addresses(a, addresses)
-        await a.setLocalDescription(offer)
-        await b.setRemoteDescription(a.localDescription)
-        answer = await b.createAnswer()
-        advertise_host_addresses(b, addresses)
-        await b.setLocalDescription(answer)
-        await a.setRemoteDescription(b.localDescription)
-        tasks = [asyncio.ensure_future(watch(a.getTransceivers()[0].receiver.track, "a")),
-                 asyncio.ensure_future(watch(b.getTransceivers()[0].receiver.track, "b"))]
+        for out in booth_out:
+            transceiver = booth.addTransceiver(out.track, direction="sendonly")
+            if isinstance(out.track, PreEncodedVideoTrack):
+                out.track.bind_sender(transceiver.sender)
+        for kind in ("video", "audio"):
+            booth.addTransceiver(kind, direction="recvonly")
+        offer = await booth.createOffer()
+        advertise_host_addresses(booth, addresses)
+        await booth.setLocalDescription(offer)
+        await clerk.setRemoteDescription(booth.localDescription)
+        # the clerk sends on the booth's receive-only m-lines (the last two) and receives the rest
+        clerk_transceivers = clerk.getTransceivers()
+        for transceiver, out in zip(clerk_transceivers[len(booth_out):], clerk_out):
+            transceiver.direction = "sendrecv"
+            transceiver.sender.replaceTrack(out.track)
+            if isinstance(out.track, PreEncodedVideoTrack):
+                out.track.bind_sender(transceiver.sender)
+        answer = await clerk.createAnswer()
+        advertise_host_addresses(clerk, addresses)
+        await clerk.setLocalDescription(answer)
+        await booth.setRemoteDescription(clerk.localDescription)
+        tasks = [asyncio.ensure_future(watch(clerk_transceivers[0].receiver.track, "clerk sees the face")),
+                 asyncio.ensure_future(watch(booth.getTransceivers()[len(booth_out)].receiver.track,
+                                             "booth sees the clerk"))]
         deadline = time.monotonic() + 20
         while len(seen) < 2:
             if time.monotonic() > deadline:
                 raise RuntimeError("the bare pair never saw frames both ways")
             await asyncio.sleep(0.005)  # polling the watchers' results
         setup = max(seen.values()) - started
+        log("bare set-up: " + ", ".join(f"{name} +{at - started:.3f} s" for name, at in seen.items()))
         skip = len(latencies)
         await asyncio.sleep(seconds)  # the measurement window
         return setup, statistics.median(latencies[skip:])
     finally:
         for task in tasks:
             task.cancel()
-        await a.close()
-        await b.close()
+        await booth.close()
+        await clerk.close()
 
 
-async def call_figures(seconds: float) -> None:
-    bare_setup, bare_latency = await bare_pair(seconds)
-    hub_setup, hub_latency = await call_through_hub(seconds)
-    common = {"seconds": seconds, "video": "640x480@15 VP8"}
-    print(line("call_setup_s", hub_setup, bare_setup, "s", **common), flush=True)
-    print(line("hub_latency_ms", hub_latency, bare_latency, "ms", **common), flush=True)
+async def call_figures(seconds: float, rounds: int) -> None:
+    bare = [await bare_pair(seconds) for _ in range(rounds)]
+    hub_setups, hub_latencies = await call_through_hub(seconds, rounds)
+    common = {"seconds": seconds, "rounds": rounds, "video": "640x480@15 VP8"}
+    print(line("call_setup_s", median(hub_setups), median([setup for setup, _ in bare]), "s",
+               first=round(hub_setups[0], 4), first_baseline=round(bare[0][0], 4), **common), flush=True)
+    print(line("hub_latency_ms", median(hub_latencies), median([latency for _, latency in bare]), "ms", **common),
+          flush=True)
 
 
 # -- hub added latency ------------------------------------------------------------------
@@ -935,7 +999,7 @@ async def main(args: argparse.Namespace) -> None:
         await janus_figures(args.streams, args.seconds, args.quick, args.janus_bitrate)
         return
     if args.call:
-        await call_figures(args.seconds or (5.0 if args.quick else 20.0))
+        await call_figures(args.seconds or (3.0 if args.quick else 10.0), rounds=5 if args.quick else 9)
         return
     if args.load:
         await load_figures(args.quick)

@@ -216,6 +216,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         base = f"http://{args.host}:{args.port}"
         _print_demo(logins.as_json(), base, settings.data_dir)
     app = create_app(settings)
+    # loop and http stay "auto": uvloop and httptools (dependencies) when installed, asyncio and h11 if not
     uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(), ws="websockets-sansio")
     return EXIT_OK
 
