@@ -146,11 +146,14 @@ def run_cloudseat_server(port: int, deflate: bool) -> None:
     import uvicorn
 
     from cloudseat.app import create_app
+    from cloudseat.heap import settle_for_serving
     from cloudseat.settings import Settings
 
     settings = Settings.from_env()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level=settings.log_level.lower(),
+    app = create_app(settings)
+    settle_for_serving()
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level=settings.log_level.lower(),
                 ws="websockets-sansio", ws_per_message_deflate=deflate)
 
 

@@ -204,6 +204,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from cloudseat.app import create_app
+    from cloudseat.heap import settle_for_serving
 
     if args.demo:
         from cloudseat.demo import seed_demo
@@ -216,6 +217,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         base = f"http://{args.host}:{args.port}"
         _print_demo(logins.as_json(), base, settings.data_dir)
     app = create_app(settings)
+    settle_for_serving()
     # loop and http stay "auto": uvloop and httptools (dependencies) when installed, asyncio and h11 if not
     uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(), ws="websockets-sansio")
     return EXIT_OK
