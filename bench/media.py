@@ -79,7 +79,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import fractions
 import gc
 import hashlib
