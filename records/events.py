@@ -214,15 +214,18 @@ def append_event_rows(session: Session, entries: Sequence[dict[str, Any]]) -> li
     """
     prepared = [_prepared(**entry) for entry in entries]
     head = lock_head(session, GLOBAL_CHAIN)
+    # The chain is carried in locals and written to the (ORM) head once: its attribute
+    # bookkeeping per event cost more than the hashing in a burst of presence events.
+    seq, last_hash = head.seq, head.hash
     session_heads: dict[str, ChainHead] = {}
     rows: list[dict[str, Any]] = []
     for kind, actor, session_id, booth_id, stored_data, stored_ts in prepared:
-        row: dict[str, Any] = {"seq": head.seq + 1, "ts": stored_ts, "kind": kind, "actor": actor,
+        seq += 1
+        row: dict[str, Any] = {"seq": seq, "ts": stored_ts, "kind": kind, "actor": actor,
                                "session_id": session_id, "booth_id": booth_id, "data": stored_data,
-                               "prev_hash": head.hash, "session_seq": None, "session_prev_hash": None,
+                               "prev_hash": last_hash, "session_seq": None, "session_prev_hash": None,
                                "session_hash": None}
-        row["hash"] = chain_hash(head.hash, {name: row[name] for name in GLOBAL_FIELDS})
-        head.seq, head.hash = row["seq"], row["hash"]
+        row["hash"] = last_hash = chain_hash(last_hash, {name: row[name] for name in GLOBAL_FIELDS})
         if session_id is not None:
             shead = session_heads.get(session_id)
             if shead is None:
@@ -232,6 +235,8 @@ def append_event_rows(session: Session, entries: Sequence[dict[str, Any]]) -> li
             row["session_hash"] = chain_hash(shead.hash, {name: row[name] for name in SESSION_FIELDS})
             shead.seq, shead.hash = row["session_seq"], row["session_hash"]
         rows.append(row)
+    if rows:
+        head.seq, head.hash = seq, last_hash
     session.add(head)
     session.add_all(session_heads.values())
     session.flush()
@@ -259,7 +264,7 @@ def _prepared(
         raise ValidationError("invalid_session_id", f"session id must be 1..36 chars: {session_id!r}")
     # Store exactly what is hashed: round-trip the data through its canonical form
     # (dates become strings, tuples lists) and cut the timestamp to naive UTC.
-    stored_data: dict[str, Any] = json.loads(canonical_json(data or {}))
+    stored_data: dict[str, Any] = json.loads(canonical_json(data)) if data else {}
     return kind, actor, session_id, booth_id, stored_data, _utc_naive(ts or datetime.now(timezone.utc))
 
 

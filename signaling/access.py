@@ -173,8 +173,8 @@ def _booth_principal(booth: BoothIdentity) -> Principal:
 
 def booth_principals(engine: Any, token_hashes: list[str]) -> dict[str, Principal]:
     """The principals of the booths holding these token hashes, in one read (a `BatchLoader` fetch)."""
-    with Session(read_only(engine)) as session:
-        found = booths_by_token_hashes(session, token_hashes)
+    with read_only(engine).connect() as conn:
+        found = booths_by_token_hashes(conn, token_hashes)
     return {token_hash: _booth_principal(booth) for token_hash, booth in found.items()}
 
 

@@ -16,7 +16,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import select as sa_select
+from sqlalchemy.engine import Engine, Row
+from sqlalchemy.sql.expression import Executable
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
@@ -58,6 +60,21 @@ class ClerkInfo:
     display_name: str
     skills: frozenset[str]
     regions: frozenset[str]
+
+
+# The lookups every connecting booth makes, built once (each batch differs only in its ids).
+_BOOTH = Booth.__table__
+_REGION = Region.__table__
+_CALL = CallSession.__table__
+_BOOTHS_WITH_REGION = (
+    sa_select(_BOOTH.c.id, _BOOTH.c.name, _BOOTH.c.region_code, _REGION.c.name_zh, _REGION.c.service_hours)
+    .select_from(_BOOTH.outerjoin(_REGION, _REGION.c.code == _BOOTH.c.region_code))
+    .where(_BOOTH.c.id.in_(bindparam("ids", expanding=True))))
+_OPEN_CALLS_OF_BOOTHS = (
+    sa_select(_CALL)
+    .where(_CALL.c.booth_id.in_(bindparam("ids", expanding=True)),
+           _CALL.c.status.in_((CallStatus.QUEUED, CallStatus.OFFERED, CallStatus.ACTIVE)))
+    .order_by(_CALL.c.queued_at.desc()))
 
 
 class Ledger:
@@ -114,18 +131,20 @@ class Ledger:
         return info
 
     def _load_booths(self, booth_ids: list[int]) -> dict[int, BoothInfo]:
-        """Booths with their region's name and service hours, in one read."""
-        with Session(self._read_engine) as session:
-            booths = list(session.exec(select(Booth).where(col(Booth.id).in_(booth_ids))))
-            codes = sorted({b.region_code for b in booths})
-            regions = {r.code: r for r in session.exec(select(Region).where(col(Region.code).in_(codes)))}
-            infos: dict[int, BoothInfo] = {}
-            for booth in booths:
-                region = regions.get(booth.region_code)
-                infos[booth.id or 0] = BoothInfo(booth.id or 0, booth.name, booth.region_code,
-                                                 region.name_zh if region else booth.region_code,
-                                                 dict(region.service_hours) if region else {})
-            return infos
+        """Booths with their region's name and service hours, in one Core read (see `_read_rows`)."""
+        rows = self._read_rows(_BOOTHS_WITH_REGION, ids=booth_ids)
+        return {booth_id: BoothInfo(booth_id, name, code, region_name or code, dict(hours or {}))
+                for booth_id, name, code, region_name, hours in rows}
+
+    def _read_rows(self, statement: Executable, **params: Any) -> list[Row[Any]]:
+        """Rows of a Core query on a read-only connection.
+
+        For the lookups every connecting booth makes (batched by `BatchLoader`): without an ORM
+        session they cost half as much, and in a reconnect storm the thread doing them competes
+        with the event loop for the GIL.
+        """
+        with self._read_engine.connect() as conn:
+            return list(conn.execute(statement, params))
 
     async def clerk(self, user_id: int) -> ClerkInfo | None:
         def load(session: Session) -> ClerkInfo | None:
@@ -220,17 +239,16 @@ class Ledger:
         return await self._open_calls.get(booth_id)
 
     def _load_open_calls(self, booth_ids: list[int]) -> dict[int, CallSession]:
-        """The latest waiting or live call of each of these booths, in one read."""
-        open_states = (CallStatus.QUEUED, CallStatus.OFFERED, CallStatus.ACTIVE)
-        with Session(self._read_engine, expire_on_commit=False) as session:
-            rows = session.exec(
-                select(CallSession).where(col(CallSession.booth_id).in_(booth_ids),
-                                          col(CallSession.status).in_(open_states))
-                .order_by(col(CallSession.queued_at).desc()))
-            latest: dict[int, CallSession] = {}
-            for call in rows:
-                latest.setdefault(call.booth_id, call)
-            return latest
+        """The latest waiting or live call of each of these booths, in one Core read.
+
+        The calls come back as detached model objects, only to be read.
+        """
+        rows = self._read_rows(_OPEN_CALLS_OF_BOOTHS, ids=booth_ids)
+        latest: dict[int, CallSession] = {}
+        for row in rows:
+            if row.booth_id not in latest:
+                latest[row.booth_id] = CallSession(**row._mapping)
+        return latest
 
     async def queued_calls(self) -> list[CallSession]:
         waiting = (CallStatus.QUEUED, CallStatus.OFFERED)
