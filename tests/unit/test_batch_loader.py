@@ -82,3 +82,26 @@ async def test_a_cancelled_caller_does_not_disturb_the_others() -> None:
 def test_max_batch_must_be_positive() -> None:
     with pytest.raises(ValueError):
         BatchLoader(lambda keys: {}, max_batch=0)
+
+
+async def test_under_load_the_next_batch_lingers_to_collect_more_keys() -> None:
+    table = Table({1: "a", 2: "b", 3: "c"})
+    loader = BatchLoader(table.fetch, linger_s=0.5)
+    table.release.clear()
+    first = asyncio.create_task(loader.get(1))
+    await asyncio.to_thread(table.entered.wait, 10)
+    second = asyncio.create_task(loader.get(2))  # arrives while a query runs: the loader is busy
+    await asyncio.sleep(0)
+    table.release.set()
+    assert await first == "a"
+    third = asyncio.create_task(loader.get(3))  # within the linger: joins the key that was waiting
+    assert (await second, await third) == ("b", "c")
+    assert table.batches == [[1], [2, 3]]
+
+
+async def test_a_lookup_on_a_quiet_loader_does_not_linger() -> None:
+    table = Table({1: "a", 2: "b"})
+    loader = BatchLoader(table.fetch, linger_s=60.0)
+    assert await asyncio.wait_for(loader.get(1), 5) == "a"
+    assert await asyncio.wait_for(loader.get(2), 5) == "b", "the loader went quiet between the two"
+    assert table.batches == [[1], [2]]
