@@ -102,7 +102,9 @@ async def detach(sb: Switchboard, conn: Connection) -> None:
             await sb.deliver(f"clerk:{call.clerk_id}", push("peer.left", call_id=call_id, who="booth"))
         await sb.ledger.event("booth.disconnected", actor=f"booth:{booth_id}", session_id=call_id,
                               booth_id=booth_id, data={})
-    await sb.to_wall(push("wall.booth", booth_id=booth_id, state=None))
+    # Region and name from the socket's principal: no records lookup per booth in a storm.
+    await sb.to_wall(push("wall.booth", booth_id=booth_id, state=None, region=conn.principal.region,
+                          name=conn.principal.booth_name))
 
 
 async def call_request(sb: Switchboard, conn: Connection, msg: CallRequest) -> dict[str, Any]:

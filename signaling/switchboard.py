@@ -321,6 +321,8 @@ class Switchboard:
     async def _wall_payload(self, message: dict[str, Any], at: float) -> dict[str, Any]:
         out = dict(message)
         mtype = out.get("type")
+        if mtype == "wall.booth" and out.get("state") is None:
+            out["last_seen"] = at  # it went offline then
         if mtype in ("wall.booth", "wall.devices") and "region" not in out:
             state = out.get("state")
             if isinstance(state, dict) and state.get("region"):
@@ -331,8 +333,6 @@ class Switchboard:
                 if booth is not None:
                     out["region"] = booth.region
                     out.setdefault("name", booth.name)
-            if mtype == "wall.booth" and out.get("state") is None:
-                out["last_seen"] = at  # it went offline then
         elif mtype == "wall.clerk" and "regions" not in out:
             clerk = await self.bus.get_clerk(str(out["clerk_id"]))
             out["regions"] = sorted(clerk.regions) if clerk else []
