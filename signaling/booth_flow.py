@@ -59,8 +59,8 @@ async def attach(sb: Switchboard, conn: Connection) -> None:
     """A booth connected: presence, last-seen, and a welcome with any call it may resume."""
     booth_id = _booth_id(conn)
     await sb.register(conn)
-    booth = await sb.ledger.booth(booth_id)
-    open_call = await sb.ledger.open_call_of_booth(booth_id)
+    arrival = await sb.ledger.arrival(booth_id)
+    booth, open_call = arrival.booth, arrival.open_call
     # A live call carries on; a waiting one is offered back in `welcome` and resumes only when
     # the kiosk asks (call.request with resume_call_id), else the sweep abandons it after the grace.
     live = open_call is not None and open_call.status is CallStatus.ACTIVE

@@ -17,8 +17,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, update
 from sqlalchemy import select as sa_select
-from sqlalchemy.engine import Engine, Row
-from sqlalchemy.sql.expression import Executable
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
@@ -77,6 +76,34 @@ _OPEN_CALLS_OF_BOOTHS = (
     .order_by(_CALL.c.queued_at.desc()))
 
 
+def _booth_infos(conn: Connection, booth_ids: list[int]) -> dict[int, BoothInfo]:
+    """Booths with their region's name and service hours, in one Core read.
+
+    The lookups a connecting booth makes are Core, not ORM: half the cost per batch, and in a
+    reconnect storm the thread doing them competes with the event loop for the GIL.
+    """
+    rows = conn.execute(_BOOTHS_WITH_REGION, {"ids": booth_ids})
+    return {booth_id: BoothInfo(booth_id, name, code, region_name or code, dict(hours or {}))
+            for booth_id, name, code, region_name, hours in rows}
+
+
+def _open_calls(conn: Connection, booth_ids: list[int]) -> dict[int, CallSession]:
+    """The latest waiting or live call of each of these booths (detached objects, only to be read)."""
+    latest: dict[int, CallSession] = {}
+    for row in conn.execute(_OPEN_CALLS_OF_BOOTHS, {"ids": booth_ids}):
+        if row.booth_id not in latest:
+            latest[row.booth_id] = CallSession(**row._mapping)
+    return latest
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """What the records say of a booth as it connects."""
+
+    booth: BoothInfo | None
+    open_call: CallSession | None
+
+
 class Ledger:
     """Records operations the switchboard needs, as coroutines."""
 
@@ -90,6 +117,7 @@ class Ledger:
         # Looked up by every booth that connects: batched, so a reconnect storm is a few queries.
         self._booth_infos: BatchLoader[int, BoothInfo] = BatchLoader(self._load_booths)
         self._open_calls: BatchLoader[int, CallSession] = BatchLoader(self._load_open_calls)
+        self._arrivals: BatchLoader[int, Arrival] = BatchLoader(self._load_arrivals)
 
     async def run(self, work: Callable[[Session], T]) -> T:
         """Run `work(session)` in one committed transaction, off the event loop."""
@@ -131,20 +159,8 @@ class Ledger:
         return info
 
     def _load_booths(self, booth_ids: list[int]) -> dict[int, BoothInfo]:
-        """Booths with their region's name and service hours, in one Core read (see `_read_rows`)."""
-        rows = self._read_rows(_BOOTHS_WITH_REGION, ids=booth_ids)
-        return {booth_id: BoothInfo(booth_id, name, code, region_name or code, dict(hours or {}))
-                for booth_id, name, code, region_name, hours in rows}
-
-    def _read_rows(self, statement: Executable, **params: Any) -> list[Row[Any]]:
-        """Rows of a Core query on a read-only connection.
-
-        For the lookups every connecting booth makes (batched by `BatchLoader`): without an ORM
-        session they cost half as much, and in a reconnect storm the thread doing them competes
-        with the event loop for the GIL.
-        """
         with self._read_engine.connect() as conn:
-            return list(conn.execute(statement, params))
+            return _booth_infos(conn, booth_ids)
 
     async def clerk(self, user_id: int) -> ClerkInfo | None:
         def load(session: Session) -> ClerkInfo | None:
@@ -239,16 +255,24 @@ class Ledger:
         return await self._open_calls.get(booth_id)
 
     def _load_open_calls(self, booth_ids: list[int]) -> dict[int, CallSession]:
-        """The latest waiting or live call of each of these booths, in one Core read.
+        with self._read_engine.connect() as conn:
+            return _open_calls(conn, booth_ids)
 
-        The calls come back as detached model objects, only to be read.
+    async def arrival(self, booth_id: int) -> Arrival:
+        """What a connecting booth's welcome needs: its place and hours, and any call it may resume.
+
+        One batched read for both (a reconnect storm costs one thread hop per batch of booths,
+        not two); it refreshes the booth's cached info on the way.
         """
-        rows = self._read_rows(_OPEN_CALLS_OF_BOOTHS, ids=booth_ids)
-        latest: dict[int, CallSession] = {}
-        for row in rows:
-            if row.booth_id not in latest:
-                latest[row.booth_id] = CallSession(**row._mapping)
-        return latest
+        arrival = await self._arrivals.get(booth_id) or Arrival(None, None)
+        if arrival.booth is not None:
+            self._booths[booth_id] = (time.monotonic(), arrival.booth)
+        return arrival
+
+    def _load_arrivals(self, booth_ids: list[int]) -> dict[int, Arrival]:
+        with self._read_engine.connect() as conn:
+            booths, calls = _booth_infos(conn, booth_ids), _open_calls(conn, booth_ids)
+        return {booth_id: Arrival(booths.get(booth_id), calls.get(booth_id)) for booth_id in booth_ids}
 
     async def queued_calls(self) -> list[CallSession]:
         waiting = (CallStatus.QUEUED, CallStatus.OFFERED)
