@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -417,19 +418,27 @@ def seed_database(directory: Path, booths: int) -> Seeded:
     one `create_booth` each; their `booth.created` events are therefore absent, which no figure
     here depends on.
     """
+    from records.accounts import BOOTH_TOKEN_PREFIX
+
+    directory.mkdir(parents=True, exist_ok=True)
+    db_file = directory / "cloudseat.db"
+    tokens = [BOOTH_TOKEN_PREFIX + secrets.token_urlsafe(32) for _ in range(booths + 1)]
+    item_code = seed_into(f"sqlite:///{db_file}", tokens)
+    return Seeded(tokens=tokens[1:], relay_token=tokens[0], item_code=item_code, db_file=db_file)
+
+
+def seed_into(url: str, tokens: list[str]) -> str:
+    """Create the schema at `url` and seed it with one booth per token; returns the item code."""
     from sqlalchemy import insert
     from sqlmodel import Session
 
-    from records.accounts import BOOTH_TOKEN_PREFIX, create_region, create_user, hash_booth_token
+    from records.accounts import create_region, create_user, hash_booth_token
     from records.catalog import default_catalog_path, load_catalog_file, upsert_catalog
     from records.db import create_schema, make_engine
     from records.models import Booth, Role
 
-    directory.mkdir(parents=True, exist_ok=True)
-    db_file = directory / "cloudseat.db"
-    engine = make_engine(f"sqlite:///{db_file}")
+    engine = make_engine(url)
     create_schema(engine)
-    tokens = [BOOTH_TOKEN_PREFIX + secrets.token_urlsafe(32) for _ in range(booths + 1)]
     now = datetime.now(timezone.utc)
     with Session(engine) as session:
         create_region(session, code=REGION, name_zh="基准", name_en="bench")  # no hours: always open
@@ -445,7 +454,47 @@ def seed_database(directory: Path, booths: int) -> Seeded:
         session.connection().execute(insert(Booth.__table__), rows)  # type: ignore[attr-defined]
         session.commit()
     engine.dispose()
-    return Seeded(tokens=tokens[1:], relay_token=tokens[0], item_code=item.code, db_file=db_file)
+    return item.code
+
+
+class ClusterStack:
+    """PostgreSQL and the Redis bus for a cloudseat server, as a node of a cluster runs.
+
+    Each phase gets a fresh schema (seeded with the same tokens) and its own Redis key prefix,
+    both removed when the phase ends.
+    """
+
+    def __init__(self, postgres_url: str, redis_url: str) -> None:
+        self.postgres_url, self.redis_url = postgres_url, redis_url
+
+    def start_phase(self, seeded: Seeded) -> tuple[dict[str, str], Callable[[], None]]:
+        """Environment for the server of one phase, and the clean-up to run after it."""
+        from sqlalchemy import text
+
+        from records.db import make_engine
+
+        name = f"cs_bench_{uuid.uuid4().hex[:12]}"
+        admin = make_engine(self.postgres_url)
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{name}"'))
+        separator = "&" if "?" in self.postgres_url else "?"
+        url = f"{self.postgres_url}{separator}options=-csearch_path%3D{name}"
+        seed_into(url, [seeded.relay_token, *seeded.tokens])
+        prefix = f"{name}:"
+
+        def clean_up() -> None:
+            import redis
+
+            with admin.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
+            admin.dispose()
+            client = redis.Redis.from_url(self.redis_url)
+            for key in client.scan_iter(match=f"{prefix}*", count=1000):
+                client.delete(key)
+            client.close()
+
+        return {"CLOUDSEAT_DATABASE_URL": url, "CLOUDSEAT_REDIS_URL": self.redis_url,
+                "CLOUDSEAT_REDIS_PREFIX": prefix}, clean_up
 
 
 # ====================================================================================
@@ -465,6 +514,7 @@ class Plan:
     tokens_file: Path
     profile_dir: Path | None
     py_spy: str | None
+    stack: ClusterStack | None = None  # None: SQLite and the in-process bus, `cloudseat serve`'s defaults
 
 
 @dataclass
@@ -494,6 +544,7 @@ class Server:
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.data_dir = plan.workdir / f"{kind}-{'deflate' if deflate else 'plain'}"
+        self._clean_up: Callable[[], None] | None = None
 
     @property
     def http(self) -> str:
@@ -511,6 +562,9 @@ class Server:
             env.update({"CLOUDSEAT_DATA_DIR": str(self.data_dir), "CLOUDSEAT_LOG_LEVEL": "WARNING",
                         "CLOUDSEAT_SECRET_KEY": "bench-secret-key-" + "x" * 32,
                         "CLOUDSEAT_PUBLIC_BASE_URL": self.http})
+            if self.plan.stack is not None:
+                stack_env, self._clean_up = self.plan.stack.start_phase(self.plan.seeded)
+                env.update(stack_env)
             if self.deflate:  # uvicorn's default: the very command operators run
                 command = [str(Path(sys.executable).with_name("cloudseat")), "serve", "--host", "127.0.0.1",
                            "--port", str(self.port)]
@@ -536,6 +590,9 @@ class Server:
 
     def stop(self) -> None:
         stop_process(self.proc, 30.0)
+        if self._clean_up is not None:
+            self._clean_up()
+            self._clean_up = None
 
     def log_tail(self, lines: int = 20) -> str:
         path = self.data_dir / "server.log"
@@ -937,7 +994,8 @@ async def orchestrate(args: argparse.Namespace) -> int:
     workers = max(1, math.ceil(n / SOCKETS_PER_WORKER))
     emit({"metric": "setup", **versions(args.redis_url), "sockets": n, "quick": args.quick, "cpus": os.cpu_count(),
           "fd_limit": soft, "client_processes": workers, "heartbeat_s": HEARTBEAT_S,
-          "metrics": [m for m in METRICS if m in only]})
+          "metrics": [m for m in METRICS if m in only],
+          "stack": "postgresql+redis" if args.postgres_url else "sqlite+in-process"})
     workdir = Path(tempfile.mkdtemp(prefix="cloudseat-bench-"))
     log(f"work directory {workdir}")
     failed = False
@@ -951,7 +1009,8 @@ async def orchestrate(args: argparse.Namespace) -> int:
             plan = Plan(sockets=n, quick=args.quick, cpu_window_s=args.cpu_window or (10.0 if args.quick else 30.0),
                         relay_rounds=100 if args.quick else 300, settle_s=3.0 if args.quick else 6.0,
                         workdir=workdir, seeded=seeded, tokens_file=tokens_file,
-                        profile_dir=Path(args.profile_dir) if args.profile_dir else None, py_spy=args.py_spy)
+                        profile_dir=Path(args.profile_dir) if args.profile_dir else None, py_spy=args.py_spy,
+                        stack=ClusterStack(args.postgres_url, args.redis_url) if args.postgres_url else None)
             await socket_figures(plan, only)
         if "redis_offer" in only:
             rounds = 3 if args.quick else 10
@@ -1024,6 +1083,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sockets", type=int, help="idle booth sockets (default 10,000; 1,000 with --quick)")
     parser.add_argument("--only", action="append", choices=METRICS, help="measure only this figure (repeatable)")
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--postgres-url", help="run cloudseat on this PostgreSQL (a fresh schema per phase) and on "
+                        "the Redis bus at --redis-url, as a cluster node does; the bare baseline is unchanged")
     parser.add_argument("--cpu-window", type=float, help="seconds of idle CPU measurement")
     parser.add_argument("--profile-dir", help="record py-spy profiles of the servers here")
     parser.add_argument("--py-spy", default=shutil.which("py-spy"), help="the py-spy executable")
