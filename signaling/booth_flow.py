@@ -88,10 +88,9 @@ async def detach(sb: Switchboard, conn: Connection) -> None:
         return
     booth_id = _booth_id(conn)
     sb.booth_live.pop(booth_id, None)
-    if not await sb.owns_presence("booth", str(booth_id)):
+    if not await sb.bus.release_presence("booth", str(booth_id)):
         sb.booth_calls.pop(booth_id, None)
         return  # it reconnected on another node, which carries on
-    await sb.bus.remove_presence("booth", str(booth_id))
     sb.ledger.note_booth_seen(booth_id, online=False)
     call_id = sb.booth_calls.pop(booth_id, None)
     if call_id is not None:

@@ -341,6 +341,15 @@ class Bus(ABC):
     async def remove_presence(self, kind: PresenceKind, id: str) -> None:
         """Forget an entry at once (clean disconnect)."""
 
+    @abstractmethod
+    async def release_presence(self, kind: PresenceKind, id: str) -> bool:
+        """Forget an entry unless another node holds it live, atomically; False when one does.
+
+        What a node does when its socket of a booth or clerk closes: if the party has already
+        reconnected elsewhere, that node's entry must stay.  A read then a remove could delete
+        an entry written in between (and costs two round trips).
+        """
+
     # -- clerk routing state --
 
     @abstractmethod

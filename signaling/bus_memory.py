@@ -122,6 +122,14 @@ class MemoryBus(Bus):
     async def remove_presence(self, kind: PresenceKind, id: str) -> None:
         self._state.presence.pop((check_kind(kind), check_id("id", id)), None)
 
+    async def release_presence(self, kind: PresenceKind, id: str) -> bool:
+        key = (check_kind(kind), check_id("id", id))
+        state = self._live_presence(key, self.now())
+        if state is not None and state.get("node") not in (None, self.node_id):
+            return False
+        self._state.presence.pop(key, None)
+        return True
+
     # -- clerks --
 
     async def set_clerk(self, clerk: ClerkState) -> str | None:

@@ -302,6 +302,23 @@ return 1
 """
 
 
+# KEYS: presence key, presence index; ARGV: id, now, this node.
+_RELEASE_PRESENCE = """
+local expiry = redis.call('ZSCORE', KEYS[2], ARGV[1])
+local text = redis.call('GET', KEYS[1])
+if text and expiry and tonumber(expiry) > tonumber(ARGV[2]) then
+  local ok, state = pcall(cjson.decode, text)
+  if ok and type(state) == 'table' and state['node'] ~= nil and state['node'] ~= cjson.null
+     and state['node'] ~= ARGV[3] then
+    return 0
+  end
+end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+"""
+
+
 def _clerk_fields(clerk: ClerkState) -> list[str]:
     return [
         clerk.status,
@@ -369,6 +386,7 @@ class RedisBus(Bus):
         self._expire = self._redis.register_script(_EXPIRE)
         self._set_clerk = self._redis.register_script(_SET_CLERK)
         self._touch = self._redis.register_script(_TOUCH)
+        self._release_presence = self._redis.register_script(_RELEASE_PRESENCE)
         self._route = self._redis.register_script(_ROUTE)
         # With the wall clock, offers take Redis' TIME inside the routing script (see route_once).
         self._wall_clock = clock is None
@@ -454,6 +472,12 @@ class RedisBus(Bus):
             pipe.delete(self._key(f"presence:{kind}:{id}"))
             pipe.zrem(self._key(f"presence_idx:{kind}"), id)
             await pipe.execute()
+
+    async def release_presence(self, kind: PresenceKind, id: str) -> bool:
+        kind = check_kind(kind)
+        check_id("id", id)
+        keys = [self._key(f"presence:{kind}:{id}"), self._key(f"presence_idx:{kind}")]
+        return bool(await self._release_presence(keys=keys, args=[id, self.now(), self.node_id]))
 
     # -- clerks --
 

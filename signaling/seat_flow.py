@@ -86,9 +86,8 @@ async def detach(sb: Switchboard, conn: Connection) -> None:
     if not sb.unregister(conn):
         return
     clerk_id = _clerk_id(conn)
-    if not await sb.owns_presence("clerk", str(clerk_id)):
+    if not await sb.bus.release_presence("clerk", str(clerk_id)):
         return  # it reconnected on another node, which carries on
-    await sb.bus.remove_presence("clerk", str(clerk_id))
     current = await sb.bus.get_clerk(str(clerk_id))
     if current is None:
         return

@@ -211,11 +211,6 @@ class Switchboard:
             if held is not None and held.get("node") not in (None, self.node_id):
                 await self.bus.publish(node_channel(held["node"]), {"kick": conn.key, "code": CLOSE_REPLACED})
 
-    async def owns_presence(self, kind: str, ident: str) -> bool:
-        """True unless another node has taken this party's presence (it reconnected there)."""
-        held = await self.bus.get_presence(kind, ident)  # type: ignore[arg-type]
-        return held is None or held.get("node") in (None, self.node_id)
-
     def unregister(self, conn: Connection) -> bool:
         """Forget `conn`; False when a newer socket of the same party already replaced it."""
         p = conn.principal

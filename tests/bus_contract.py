@@ -137,6 +137,21 @@ async def test_presence_remove_and_validation(make_bus: MakeBus) -> None:
         await bus.set_presence("booth", "b1", {"x": object()}, 5)
 
 
+async def test_release_presence_keeps_an_entry_another_node_holds(make_bus: MakeBus) -> None:
+    a, b = await make_bus("node-a"), await make_bus("node-b")
+    await a.set_presence("booth", "b1", {"status": "idle"}, 5)
+    await b.set_presence("booth", "b1", {"status": "idle"}, 5)  # the booth reconnected on node b
+    assert await a.release_presence("booth", "b1") is False  # node a's old socket closes late
+    assert (await a.get_presence("booth", "b1") or {}).get("node") == "node-b"
+    assert await b.release_presence("booth", "b1") is True
+    assert await a.get_presence("booth", "b1") is None
+    assert await a.list_presence("booth") == {}
+    assert await a.release_presence("booth", "b1") is True, "nothing anyone holds: released"
+    await a.set_presence("clerk", "c1", {}, 5)
+    assert await a.release_presence("clerk", "c1") is True
+    assert await b.get_presence("clerk", "c1") is None
+
+
 # -- clerks --
 
 
