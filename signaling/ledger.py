@@ -8,6 +8,7 @@ catalogue and region hours change rarely and are cached for a minute.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from signaling.batch_loader import BatchLoader
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+V = TypeVar("V")
 CACHE_TTL_S = 60.0
 SEEN_BATCH_S = 0.2
 
@@ -104,6 +106,11 @@ class Arrival:
     open_call: CallSession | None
 
 
+def _arrivals(conn: Connection, booth_ids: list[int]) -> dict[int, Arrival]:
+    booths, calls = _booth_infos(conn, booth_ids), _open_calls(conn, booth_ids)
+    return {booth_id: Arrival(booths.get(booth_id), calls.get(booth_id)) for booth_id in booth_ids}
+
+
 class Ledger:
     """Records operations the switchboard needs, as coroutines."""
 
@@ -114,10 +121,16 @@ class Ledger:
         self._seen_flush: asyncio.Task[None] | None = None
         self._items: tuple[float, dict[str, ItemInfo]] = (0.0, {})
         self._booths: dict[int, tuple[float, BoothInfo]] = {}
-        # Looked up by every booth that connects: batched, so a reconnect storm is a few queries.
-        self._booth_infos: BatchLoader[int, BoothInfo] = BatchLoader(self._load_booths)
-        self._open_calls: BatchLoader[int, CallSession] = BatchLoader(self._load_open_calls)
-        self._arrivals: BatchLoader[int, Arrival] = BatchLoader(self._load_arrivals)
+        # Batched, so that a reconnect storm is a few queries: every booth that connects asks for
+        # its arrival; the wall and call requests ask for booth infos and open calls.
+        self._arrivals: BatchLoader[int, Arrival] = BatchLoader(functools.partial(self._read_with, _arrivals))
+        self._booth_infos: BatchLoader[int, BoothInfo] = BatchLoader(functools.partial(self._read_with, _booth_infos))
+        self._open_calls: BatchLoader[int, CallSession] = BatchLoader(functools.partial(self._read_with, _open_calls))
+
+    def _read_with(self, fetch: Callable[[Connection, list[int]], dict[int, V]], booth_ids: list[int]) -> dict[int, V]:
+        """Run a batched Core `fetch` on a read-only connection (blocking: in the loader's thread)."""
+        with self._read_engine.connect() as conn:
+            return fetch(conn, booth_ids)
 
     async def run(self, work: Callable[[Session], T]) -> T:
         """Run `work(session)` in one committed transaction, off the event loop."""
@@ -157,10 +170,6 @@ class Ledger:
         if info is not None:
             self._booths[booth_id] = (time.monotonic(), info)
         return info
-
-    def _load_booths(self, booth_ids: list[int]) -> dict[int, BoothInfo]:
-        with self._read_engine.connect() as conn:
-            return _booth_infos(conn, booth_ids)
 
     async def clerk(self, user_id: int) -> ClerkInfo | None:
         def load(session: Session) -> ClerkInfo | None:
@@ -254,10 +263,6 @@ class Ledger:
         """The booth's call that is waiting or live, if any (batched with other booths' lookups)."""
         return await self._open_calls.get(booth_id)
 
-    def _load_open_calls(self, booth_ids: list[int]) -> dict[int, CallSession]:
-        with self._read_engine.connect() as conn:
-            return _open_calls(conn, booth_ids)
-
     async def arrival(self, booth_id: int) -> Arrival:
         """What a connecting booth's welcome needs: its place and hours, and any call it may resume.
 
@@ -268,11 +273,6 @@ class Ledger:
         if arrival.booth is not None:
             self._booths[booth_id] = (time.monotonic(), arrival.booth)
         return arrival
-
-    def _load_arrivals(self, booth_ids: list[int]) -> dict[int, Arrival]:
-        with self._read_engine.connect() as conn:
-            booths, calls = _booth_infos(conn, booth_ids), _open_calls(conn, booth_ids)
-        return {booth_id: Arrival(booths.get(booth_id), calls.get(booth_id)) for booth_id in booth_ids}
 
     async def queued_calls(self) -> list[CallSession]:
         waiting = (CallStatus.QUEUED, CallStatus.OFFERED)
