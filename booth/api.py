@@ -42,13 +42,12 @@ from records.events import append_event
 from records.models import AlertKind, Booth, CallSession, CallStatus, Rating, RatingLevel, Region, ServiceItem
 from records.ratings import MAX_COMMENT, rate
 from signaling.access import Principal
-from signaling.protocol import push
+from signaling.protocol import first_bad_value, push
 from signaling.service_hours import parse_service_hours
 from signaling.json_api import ApiError
 from signaling.json_api import respond as _respond
 
 logger = logging.getLogger(__name__)
-
 MAX_BODY = 16 * 1024
 MAX_COMPLAINT_TEXT = 300
 # 办不成事 reasons the kiosk offers; the supervisor's alert names the code.
@@ -105,6 +104,9 @@ async def _json_body(request: Request, fields: Mapping[str, tuple[type, ...]], r
         raise ApiError(400, "bad_json", "the body must be a JSON object") from None
     if not isinstance(body, dict):
         raise ApiError(400, "bad_json", "the body must be a JSON object")
+    bad = first_bad_value(body)
+    if bad is not None:
+        raise ApiError(400, "invalid", bad)
     unknown = sorted(set(body) - set(fields))
     if unknown:
         raise ApiError(400, "invalid", f"unknown field(s): {', '.join(unknown)}")

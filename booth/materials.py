@@ -48,7 +48,7 @@ from records.models import CallSession, CallStatus, Material, PrintJob, PrintSta
 from records.printjobs import mark_sent, report_print_result
 from records.privacy import LiveIdCard, vault_of
 from signaling.access import Principal
-from signaling.protocol import push
+from signaling.protocol import first_bad_value, push
 from signaling.json_api import ApiError
 from signaling.json_api import respond as _respond
 from signaling.json_api import transact as _tx
@@ -232,7 +232,8 @@ async def _print_result(request: Request) -> Response:
         body = json.loads(raw) if len(raw) <= 4096 else None
     except (ValueError, UnicodeDecodeError):
         body = None
-    if not isinstance(body, dict) or set(body) - {"status", "error"} or body.get("status") not in ("printed", "failed"):
+    if (not isinstance(body, dict) or first_bad_value(body) is not None or set(body) - {"status", "error"}
+            or body.get("status") not in ("printed", "failed")):
         raise ApiError(400, "invalid", "the body is {status: printed|failed, error?: string}")
     error = body.get("error") or ""
     if not isinstance(error, str):

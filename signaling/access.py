@@ -33,7 +33,7 @@ from starlette.routing import Route
 
 from records.accounts import BoothIdentity, booth_by_token, booth_token_hash, booths_by_token_hashes, resolve_web_session
 from records.db import read_only
-from signaling.protocol import TOKEN_SUBPROTOCOL_PREFIX
+from signaling.protocol import INT_MAX, INT_MIN, TOKEN_SUBPROTOCOL_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -286,6 +286,9 @@ def guard(endpoint: Endpoint, rule: Rule) -> Endpoint:
             return error_response(403, "forbidden", "your role may not use this")
         if rule.csrf and not await csrf_ok(request, principal):
             return error_response(403, "csrf", "missing or wrong CSRF token or origin")
+        bad = _out_of_range_param(request.path_params)
+        if bad is not None:
+            return error_response(400, "invalid", f"path parameter {bad} is out of range")
         try:
             return await endpoint(request)
         except AccessDenied as exc:
@@ -294,6 +297,12 @@ def guard(endpoint: Endpoint, rule: Rule) -> Endpoint:
     guarded.__name__ = getattr(endpoint, "__name__", "guarded")
     guarded.__doc__ = endpoint.__doc__
     return guarded
+
+
+def _out_of_range_param(params: dict[str, Any]) -> str | None:
+    """The first integer path parameter a database id column cannot hold (`{x:int}` takes any digits)."""
+    return next((name for name, value in params.items()
+                 if isinstance(value, int) and not INT_MIN <= value <= INT_MAX), None)
 
 
 class GuardedRoute(Route):

@@ -19,6 +19,7 @@ from starlette.responses import Response
 
 from records.errors import ConflictError, InvalidTransitionError, NotFoundError, RecordsError, ValidationError
 from signaling.access import error_response
+from signaling.protocol import first_bad_value
 
 T = TypeVar("T")
 
@@ -75,6 +76,9 @@ async def json_object(request: Request, *, max_bytes: int, empty_ok: bool = Fals
         body = None
     if not isinstance(body, dict):
         raise ApiError(400, "bad_json", "the body must be a JSON object")
+    bad = first_bad_value(body)
+    if bad is not None:
+        raise ApiError(400, "invalid", bad)
     return body
 
 

@@ -19,6 +19,7 @@ import json
 import math
 import re
 from dataclasses import MISSING, dataclass, field, fields
+from datetime import datetime
 from typing import Any, ClassVar, Literal, get_args, get_origin, get_type_hints
 
 PROTOCOL_VERSION = 1
@@ -77,6 +78,51 @@ def _code(value: str, name: str) -> None:
 def _call_id(value: str) -> None:
     if not _UUID_RE.match(value):
         raise ValueError("call_id must be a lowercase UUID")
+
+
+def _iso_datetime(value: str, name: str) -> None:
+    """An ISO-8601 time with an offset that exists: the pattern alone lets 30 February and +25:00 by."""
+    if not _ISO_RE.match(value):
+        raise ValueError(f"{name} must be an ISO-8601 time with an offset")
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{name} is not a real date and time") from None
+
+
+# A database integer (BIGINT) holds -2**63 .. 2**63-1; a larger id can only be a broken client.
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+
+
+def first_bad_value(value: Any, path: str = "") -> str | None:
+    """Why the first bad string or integer in `value` is bad ("field X is ..."), or None.
+
+    JSON may carry a lone surrogate (`"\\ud800"`); Python decodes it into a str that cannot be
+    encoded again, so relaying or logging it fails far from here. An integer past 64 bits fails
+    at the database. Checked once, at parse time, for keys and values at any depth.
+    """
+    name = path or "value"
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"field {name} is not valid Unicode (a lone surrogate)"
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if not INT_MIN <= value <= INT_MAX:
+            return f"field {name} is out of range (a 64-bit integer)"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if first_bad_value(key) is not None:
+                return f"a field name in {name} is not valid Unicode (a lone surrogate)"
+            bad = first_bad_value(item, (f"{path}.{key}" if path else str(key))[:80])
+            if bad is not None:
+                return bad
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            bad = first_bad_value(item, f"{name}[{index}]")
+            if bad is not None:
+                return bad
+    return None
 
 
 def _one_of(value: str, name: str, allowed: tuple[str, ...]) -> None:
@@ -193,8 +239,7 @@ class AppointmentBook(Message):
     def __post_init__(self) -> None:
         super().__post_init__()
         _code(self.item_code, "item_code")
-        if not _ISO_RE.match(self.slot_start):
-            raise ValueError("slot_start must be an ISO-8601 time with an offset")
+        _iso_datetime(self.slot_start, "slot_start")
         if self.clerk_id is not None and self.clerk_id < 1:
             raise ValueError("clerk_id must be positive")
         _text(self.contact, "contact", max_len=64)
@@ -422,6 +467,9 @@ def parse_message(raw: str | bytes, role: str) -> Message:
         raise ProtocolError("unknown_type", f"unknown message type {mtype[:40]!r}", request_id)
     if role not in cls.ROLES:
         raise ProtocolError("not_allowed", f"{role} may not send {mtype}", request_id)
+    bad = first_bad_value(obj)
+    if bad is not None:
+        raise ProtocolError("invalid", f"{mtype}: {bad}", request_id)
     try:
         return cls(**_typed_fields(cls, obj))
     except (TypeError, ValueError) as exc:

@@ -60,6 +60,11 @@ def test_good_messages_parse_to_their_types():
     (frame(type="device.status", devices={"printer": "on fire"}), "invalid"),
     (frame(type="device.status", devices={}), "invalid"),
     (frame(type="appointment.book", item_code="SB-001", slot_start="tomorrow"), "invalid"),
+    (frame(type="appointment.book", item_code="SB-001", slot_start="2027-02-30T10:00+08:00"), "invalid"),
+    (frame(type="appointment.book", item_code="SB-001", slot_start="2027-03-01T10:00+25:00"), "invalid"),
+    ('{"type": "chat.send", "call_id": "%s", "text": "\\ud800"}' % CALL, "invalid"),
+    ('{"type": "device.status", "devices": {"printer": "\\udfff"}}', "invalid"),
+    (frame(type="call.request", item_code="SB-001", appointment_id=2**63), "invalid"),
     ('{"type": "call.request", "item_code": "SB-001", "appointment_id": NaN}', "bad_json"),
     (frame(type="presence.set", status="available"), "not_allowed"),  # a booth is not a clerk
     (b'{"type": "ping"}', "binary_frame"),
