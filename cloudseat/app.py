@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 
 LOGIN_FAILURES_ALLOWED = 5
 LOGIN_FAILURE_WINDOW_S = 300
+# Per client address, across accounts: high enough for a whole service centre behind one NAT.
+LOGIN_ADDRESS_FAILURES_ALLOWED = 50
 
 
 def app_routes() -> list[BaseRoute]:
@@ -123,4 +125,5 @@ def create_app(settings: Settings) -> Starlette:
     app.state.settings = settings
     app.state.templates = make_templates()
     app.state.login_limiter = SlidingWindowLimiter(LOGIN_FAILURES_ALLOWED, LOGIN_FAILURE_WINDOW_S)
+    app.state.login_address_limiter = SlidingWindowLimiter(LOGIN_ADDRESS_FAILURES_ALLOWED, LOGIN_FAILURE_WINDOW_S)
     return app

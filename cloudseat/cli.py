@@ -219,7 +219,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     app = create_app(settings)
     settle_for_serving()
     # loop and http stay "auto": uvloop and httptools (dependencies) when installed, asyncio and h11 if not
-    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(), ws="websockets-sansio")
+    # proxy_headers off: uvicorn would believe X-Forwarded-For from any loopback peer; the app reads it
+    # only from CLOUDSEAT_TRUSTED_PROXIES (signaling.access.client_address).
+    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(), ws="websockets-sansio",
+                proxy_headers=False)
     return EXIT_OK
 
 

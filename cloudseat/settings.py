@@ -9,6 +9,7 @@ variable, which the command line prints before exiting.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 import os
 import secrets
@@ -66,6 +67,8 @@ class Settings:
     # Addresses the media hub advertises in its candidates (NAT 1:1 mapping, or 127.0.0.1 on loopback-only hosts).
     media_addresses: tuple[str, ...] = ()
     node_id: str = "node-1"
+    # Reverse proxies (nginx) whose X-Forwarded-For is believed; the peer address is used otherwise.
+    trusted_proxies: tuple[str, ...] = ()
     session_max_age_s: int = 8 * 3600
     offer_timeout_s: float = 20.0
     # Clients ping this often; a socket silent for twice as long is closed (dead peer within 30 s).
@@ -148,6 +151,8 @@ class Settings:
             kwargs["ice_servers"] = _parse_ice_servers(v, get("TURN_USERNAME"), get("TURN_PASSWORD"))
         if (v := get("MEDIA_ADDRESSES")) is not None:
             kwargs["media_addresses"] = _parse_addresses(v)
+        if (v := get("TRUSTED_PROXIES")) is not None:
+            kwargs["trusted_proxies"] = _parse_networks("TRUSTED_PROXIES", v)
         if (v := get("NODE_ID")) is not None:
             kwargs["node_id"] = v
         if (v := get("SESSION_MAX_AGE_S")) is not None:
@@ -171,6 +176,19 @@ class Settings:
                 raise SettingsError("CLOUDSEAT_LOG_LEVEL: must be DEBUG, INFO, WARNING or ERROR")
             kwargs["log_level"] = v.upper()
         return cls(**kwargs)  # type: ignore[arg-type]
+
+
+def _parse_networks(name: str, value: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses or CIDR networks, normalised (`10.0.0.5` -> `10.0.0.5/32`)."""
+    out = []
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        try:
+            out.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise SettingsError(f"{ENV_PREFIX}{name}: {part!r} is not an IP address or network") from None
+    return tuple(out)
 
 
 def ensure_secret_key(settings: Settings) -> Settings:

@@ -17,6 +17,7 @@ from signaling.access import (
     SESSION_COOKIE,
     Kind,
     Principal,
+    client_address,
     new_login_csrf,
     resolve_principal,
     sign_session_id,
@@ -75,10 +76,12 @@ async def login_submit(request: Request) -> Response:
     username = str(form.get("username", "")).strip().lower()[:64]
     password = str(form.get("password", ""))[:256]
     next_path = safe_next(str(form.get("next", "")))
-    limiter = request.app.state.login_limiter
-    client = request.client.host if request.client else "?"
-    throttle_keys = (f"user:{username}", f"ip:{client}")
-    if any(limiter.blocked(k) for k in throttle_keys):
+    # Per account, and per address only with a much higher bar: a service centre's clerks share
+    # one NAT or proxy address, and five typos there must not lock all of them out.
+    accounts, addresses = request.app.state.login_limiter, request.app.state.login_address_limiter
+    client = client_address(request)
+    account_key, address_key = f"user:{username}", f"ip:{client}"
+    if accounts.blocked(account_key) or addresses.blocked(address_key):
         return _render_login(request, status=429, error="throttled", username=username)
     settings = request.app.state.settings
 
@@ -96,12 +99,12 @@ async def login_submit(request: Request) -> Response:
 
     result = await run_in_threadpool(check)
     if result is None:
-        for key in throttle_keys:
-            limiter.hit(key)
+        accounts.hit(account_key)
+        addresses.hit(address_key)
         return _render_login(request, status=401, error="bad_credentials", username=username)
     session_id, role = result
-    for key in throttle_keys:
-        limiter.reset(key)
+    # Only the account's count: one good login must not wipe an address's guesses at other accounts.
+    accounts.reset(account_key)
     target = next_path or HOME_BY_KIND[Kind(role.value)]
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from records.cases import CaseProgress, check_progress
+from signaling.access import client_address
 from signaling.ratelimit import SlidingWindowLimiter
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def progress_limiter(request: Request) -> SlidingWindowLimiter:
 
 
 def _client_key(request: Request) -> str:
-    return f"progress:{request.client.host if request.client else 'unknown'}"
+    return f"progress:{client_address(request)}"
 
 
 def _page(request: Request, *, status_code: int = 200, found: CaseProgress | None = None,

@@ -17,7 +17,9 @@ The app state must provide `engine` (SQLAlchemy) and `settings` (with
 from __future__ import annotations
 
 import enum
+import functools
 import hmac
+import ipaddress
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -198,6 +200,39 @@ async def resolve_principal(conn: HTTPConnection) -> Principal:
         principal = await run_in_threadpool(resolve_principal_sync, state.engine, state.settings, conn)
     conn.state.principal = principal
     return principal
+
+
+@functools.cache
+def _networks(trusted: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(n, strict=False) for n in trusted)
+
+
+def _is_trusted(address: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def client_address(conn: HTTPConnection) -> str:
+    """The client's address: the peer's, or, behind a trusted proxy, the last untrusted X-Forwarded-For hop.
+
+    Read from the right: each trusted proxy appends the address it saw, and only the entries
+    our own proxies appended can be believed (anything further left is the client's to invent).
+    """
+    peer = conn.client.host if conn.client else "unknown"
+    networks = _networks(conn.app.state.settings.trusted_proxies)
+    if not networks or not _is_trusted(peer, networks):
+        return peer
+    hops = [h.strip() for h in ",".join(conn.headers.getlist("x-forwarded-for")).split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _is_trusted(hop, networks):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer  # a garbled hop: the proxy's own address is the one we know
+    return hops[0] if hops else peer
 
 
 def origin_allowed(conn: HTTPConnection, allowed: Iterable[str]) -> bool:

@@ -24,7 +24,8 @@ class LiveServer:
 @contextmanager
 def serve(app: Starlette, *, timeout_s: float = 20.0) -> Iterator[LiveServer]:
     """Start uvicorn on 127.0.0.1:0, wait until it listens, stop it afterwards."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", ws="websockets-sansio", lifespan="on")
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", ws="websockets-sansio", lifespan="on",
+                            proxy_headers=False)  # as `cloudseat serve`: the app decides whom to believe
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     thread.start()

@@ -6,6 +6,7 @@ from contextlib import closing
 from datetime import timedelta
 
 import httpx
+import pytest
 from sqlmodel import Session, select
 
 from records.db import make_engine
@@ -153,3 +154,62 @@ def test_booth_token_authenticates_and_revocation_takes_effect(demo_server, app_
     wrong = {"authorization": "Bearer cst_" + "x" * 43, "accept": "application/json"}
     with httpx.Client(base_url=server.url, headers=wrong) as client:
         assert client.get("/api/me").status_code == 401
+
+
+def _try_login(client: httpx.Client, username: str, password: str, **headers: str) -> int:
+    token = _login_form(client)
+    return client.post("/login", data={"username": username, "password": password, "csrf_token": token},
+                       headers=headers).status_code
+
+
+def test_one_accounts_failures_do_not_lock_out_the_others_behind_the_same_address(demo_server):
+    server, logins = demo_server
+    first, second = [u for u in logins["users"] if u["role"] == "clerk"][:2]
+    with httpx.Client(base_url=server.url) as client:
+        for _ in range(5):
+            assert _try_login(client, first["username"], "wrong-password") == 401
+        assert _try_login(client, first["username"], first["password"]) == 429
+        # Same address (a service centre's NAT), another account: not throttled.
+        assert _try_login(client, second["username"], second["password"]) == 303
+
+
+def test_an_address_guessing_across_many_accounts_is_throttled_at_a_higher_bar(demo_server):
+    from cloudseat.app import LOGIN_ADDRESS_FAILURES_ALLOWED
+
+    server, logins = demo_server
+    clerk = _user(logins, "clerk")
+    with httpx.Client(base_url=server.url) as client:
+        for n in range(LOGIN_ADDRESS_FAILURES_ALLOWED - 1):
+            assert _try_login(client, f"nobody{n}", "wrong-password") == 401
+        assert _try_login(client, clerk["username"], clerk["password"]) == 303  # still under the bar
+        client.cookies.clear()  # logged out again
+        assert _try_login(client, "nobody-last", "wrong-password") == 401
+        assert _try_login(client, clerk["username"], clerk["password"]) == 429
+
+
+def _failed_login_clients(settings) -> list[str]:
+    engine = make_engine(settings.database_url)
+    with Session(engine) as session:
+        events = session.exec(select(Event).where(Event.kind == "user.login_failed").order_by(Event.id)).all()
+    engine.dispose()
+    return [e.data["client"] for e in events]
+
+
+@pytest.mark.parametrize("trusted", [(), ("127.0.0.0/8",)])
+def test_the_forwarded_address_counts_only_from_a_trusted_proxy(app_settings, trusted):
+    from cloudseat.app import create_app
+    from cloudseat.demo import seed_demo
+    from records.db import create_schema
+    from tests.live_server import serve
+
+    settings = app_settings.with_overrides(trusted_proxies=trusted)
+    engine = make_engine(settings.database_url)
+    create_schema(engine)
+    seed_demo(engine, settings.data_dir)
+    engine.dispose()
+    with serve(create_app(settings)) as server, httpx.Client(base_url=server.url) as client:
+        # The client invents a first hop; the (pretend) proxy on loopback appends the address it saw.
+        assert _try_login(client, "clerk1", "wrong", **{"x-forwarded-for": "10.9.9.9, 198.51.100.23"}) == 401
+        assert _try_login(client, "clerk1", "wrong") == 401
+    expected = ["198.51.100.23", "127.0.0.1"] if trusted else ["127.0.0.1", "127.0.0.1"]
+    assert _failed_login_clients(settings) == expected

@@ -90,3 +90,12 @@ def test_bad_retention_names_the_variable(name, value):
         Settings.from_env({f"CLOUDSEAT_{name}": value})
     message = str(info.value)
     assert message.startswith(f"CLOUDSEAT_{name}:") and "\n" not in message
+
+
+def test_trusted_proxies_are_networks_and_a_bad_one_names_the_variable():
+    from cloudseat.settings import Settings, SettingsError
+
+    settings = Settings.from_env({"CLOUDSEAT_TRUSTED_PROXIES": "10.0.0.5, 192.168.0.0/24,::1"})
+    assert settings.trusted_proxies == ("10.0.0.5/32", "192.168.0.0/24", "::1/128")
+    with pytest.raises(SettingsError, match="CLOUDSEAT_TRUSTED_PROXIES"):
+        Settings.from_env({"CLOUDSEAT_TRUSTED_PROXIES": "nginx.local"})
