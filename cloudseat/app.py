@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -33,6 +34,7 @@ from signaling.connection import ConnectionLimits
 from signaling.endpoints import socket_routes
 from signaling.ledger import Ledger
 from signaling.media_flow import MediaFlow
+from signaling.node_claim import NodeClaim
 from signaling.ratelimit import SlidingWindowLimiter
 from signaling.supervision_sweep import start_alert_sweeps, stop_alert_sweeps
 from signaling.switchboard import Switchboard, SwitchboardConfig
@@ -85,12 +87,20 @@ def make_media_hub(settings: Settings) -> MediaHub:
     return MediaHub(ice_servers=ice, host_addresses=list(settings.media_addresses) or None)
 
 
-def create_app(settings: Settings) -> Starlette:
-    """Build the ASGI app for `settings`; resources (engine, bus, switchboard) are created when it starts."""
+def create_app(settings: Settings, *, node_nonce: str | None = None) -> Starlette:
+    """Build the ASGI app for `settings`; resources (engine, bus, switchboard) are created when it starts.
+
+    `node_nonce`: the node id claim `cloudseat serve` took before starting (signaling.node_claim).
+    """
     settings = ensure_secret_key(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        claim = None
+        if settings.redis_url is not None:
+            claim = NodeClaim(settings.redis_url, settings.redis_prefix, settings.node_id,
+                              node_nonce or uuid.uuid4().hex)
+            await claim.start()
         engine = make_engine(settings.database_url)
         create_schema(engine)
         app.state.engine = engine
@@ -119,6 +129,8 @@ def create_app(settings: Settings) -> Starlette:
             await app.state.media.stop()  # open rooms close: their recordings are finished and registered
             await app.state.bus.close()
             engine.dispose()
+            if claim is not None:
+                await claim.stop()
 
     middleware: list[Middleware] = []
     app = Starlette(routes=app_routes(), middleware=middleware, lifespan=lifespan)

@@ -13,6 +13,7 @@ import json
 import logging
 import secrets
 import sys
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -216,7 +217,16 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             engine.dispose()
         base = f"http://{args.host}:{args.port}"
         _print_demo(logins.as_json(), base, settings.data_dir)
-    app = create_app(settings)
+    node_nonce = None
+    if settings.redis_url is not None:
+        from signaling.node_claim import NodeIdTaken, claim_sync
+
+        node_nonce = uuid.uuid4().hex
+        try:  # before uvicorn, so a duplicate node id is one line and exit 2, not a lifespan traceback
+            claim_sync(settings.redis_url, settings.redis_prefix, settings.node_id, node_nonce)
+        except NodeIdTaken as exc:
+            raise CommandError(str(exc)) from None
+    app = create_app(settings, node_nonce=node_nonce)
     settle_for_serving()
     # loop and http stay "auto": uvloop and httptools (dependencies) when installed, asyncio and h11 if not
     # proxy_headers off: uvicorn would believe X-Forwarded-For from any loopback peer; the app reads it
