@@ -56,6 +56,9 @@ class Connection:
         self._arrivals: deque[float] = deque()
         self._outbox: asyncio.Queue[str | None] = asyncio.Queue(maxsize=limits.outbox_size)
         self._writer: asyncio.Task[None] | None = None
+        # Pushes that race the welcome (a wall change while a supervisor's snapshot is read) wait
+        # here, so `welcome` is always the first frame; None once it has been sent.
+        self._before_welcome: list[str] | None = []
         self.closed = asyncio.Event()
         self.close_code: int | None = None
 
@@ -87,8 +90,18 @@ class Connection:
         """Queue a message for this socket; never blocks. Overflow closes the socket."""
         if self.closed.is_set():
             return
+        held = self._before_welcome
         try:
-            self._outbox.put_nowait(encode(message))
+            if held is None:
+                self._outbox.put_nowait(encode(message))
+            elif message.get("type") == "welcome":
+                self._before_welcome = None
+                for text in (encode(message), *held):
+                    self._outbox.put_nowait(text)
+            elif len(held) < self.limits.outbox_size:
+                held.append(encode(message))
+            else:
+                raise asyncio.QueueFull
         except asyncio.QueueFull:
             logger.warning("%s: outbox full, closing the slow client", self.key)
             self.close_soon(CLOSE_POLICY)

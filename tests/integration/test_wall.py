@@ -251,3 +251,33 @@ async def test_a_burst_of_booths_coming_and_going_is_logged_in_order_with_last_s
                 assert report.ok, report.first_break
             finally:
                 engine.dispose()
+
+
+async def test_welcome_is_the_first_frame_even_while_the_wall_is_busy(app_settings):
+    """A supervisor connecting while clerks change state gets `welcome` first, never a `wall.clerk` before it."""
+    with world(app_settings) as w:
+        clerks = [await w.clerk("c1"), await w.clerk("c2")]
+        stop = asyncio.Event()
+
+        async def churn(clerk) -> None:
+            while not stop.is_set():
+                await clerk.request("presence.set", status="not_ready", reason="break")
+                await clerk.request("presence.set", status="available")
+
+        churners = [asyncio.create_task(churn(c)) for c in clerks]
+        try:
+            for _ in range(15):
+                supervisors = await asyncio.gather(*(w.supervisor() for _ in range(3)))
+                try:
+                    for sup in supervisors:
+                        assert sup.pushes[0]["type"] == "welcome", [p["type"] for p in sup.pushes[:3]]
+                    # The wall did push to them meanwhile (the race this guards against was live).
+                    await supervisors[0].wait_for("wall.clerk")
+                finally:
+                    for sup in supervisors:
+                        await sup.close()
+        finally:
+            stop.set()
+            await asyncio.gather(*churners)
+            for clerk in clerks:
+                await clerk.close()
