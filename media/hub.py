@@ -172,6 +172,28 @@ class Room:
         return [p for participant in self.participants.values() for p in participant.publications]
 
 
+def parse_offer(offer_sdp: str) -> sdp.SessionDescription:
+    """The offer as aiortc reads it, or OfferRejected for what aiortc would refuse later.
+
+    aiortc's parser raises whatever its string handling meets (ValueError, KeyError, IndexError,
+    AttributeError ...) on malformed input, so any exception here is `bad_sdp`.
+    """
+    try:
+        description = sdp.SessionDescription.parse(offer_sdp)
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        raise OfferRejected("bad_sdp", f"unparseable offer: {type(exc).__name__}") from exc
+    media = [m for m in description.media if m.kind in ("audio", "video")]
+    if not media:
+        raise OfferRejected("no_media", "the offer has no audio or video m-line")
+    for m in description.media:  # the checks setRemoteDescription makes, before anything is torn down
+        if not m.ice.usernameFragment or not m.ice.password:
+            raise OfferRejected("bad_sdp", "an m-line has no ICE username fragment or password")
+        if not m.dtls or not m.dtls.fingerprints:
+            raise OfferRejected("bad_sdp", "an m-line has no DTLS fingerprint")
+        if m.kind in ("audio", "video") and not m.rtcp_mux:
+            raise OfferRejected("bad_sdp", "RTCP mux is not enabled")
+    return description
+
 class MediaHub:
     """Rooms of participants whose media the hub forwards and records.
 
@@ -269,16 +291,12 @@ class MediaHub:
         Raises `OfferRejected` for SDP the hub cannot answer.
         """
         role = Role(role)
+        # Everything that can refuse the offer by reading it comes first: a refused re-offer keeps
+        # the participant's working peer.
+        description = parse_offer(offer_sdp)
         room = self.open_room(room_id)
         if participant_id in room.participants:
             await self._remove(room, participant_id, reason="replaced")
-        try:
-            description = sdp.SessionDescription.parse(offer_sdp)
-        except (ValueError, KeyError, IndexError) as exc:
-            raise OfferRejected("bad_sdp", f"unparseable offer: {exc}") from exc
-        media = [m for m in description.media if m.kind in ("audio", "video")]
-        if not media:
-            raise OfferRejected("no_media", "the offer has no audio or video m-line")
 
         pc = RTCPeerConnection(rtc_configuration(self._ice_servers))
         participant = Participant(participant_id, role, pc)

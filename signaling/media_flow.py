@@ -322,11 +322,14 @@ class MediaFlow:
         async with room.lock:
             if room.closing is not None:
                 raise Refused("call_not_found", "the call is ending")
+            previous_mids = room.mids.get(participant)
             room.mids[participant] = mids
             room.offering.add(participant)
             try:
                 answer = await self.hub.handle_offer(call.id, participant, role, sdp)
             except OfferRejected as exc:
+                if previous_mids is not None:  # a refused re-offer leaves the working peer as it was
+                    room.mids[participant] = previous_mids
                 raise Refused(exc.code, exc.message) from None
             except RoomClosed:
                 raise Refused("call_not_found", "the call is ending") from None

@@ -112,3 +112,32 @@ async def test_bad_offers_are_rejected_with_a_code(hub: MediaHub) -> None:
     with pytest.raises(ValueError):
         await hub.handle_offer("r", "x", "janitor", "v=0")
 
+
+
+BROKEN_OFFERS = [
+    "",
+    "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF x\r\n",  # payload types aiortc's parser asserts on
+    "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n",
+    "v=0\r\na=fingerprint:sha-256\r\n",  # a fingerprint with no value
+]
+
+
+@pytest.mark.parametrize("broken", BROKEN_OFFERS)
+async def test_a_refused_re_offer_keeps_the_working_media(hub: MediaHub, broken: str) -> None:
+    """Parse before tearing down: a broken re-offer is `bad_sdp` and the booth's camera still reaches the clerk."""
+    clerk = ClientPeer("clerk", receive=["video"])
+    booth = ClientPeer("booth", publish=[CameraTrack()])
+    try:
+        await clerk.connect(hub, "r", "clerk")
+        await booth.connect(hub, "r", "booth")
+        (video,) = clerk.received.values()
+        await wait_until(lambda: len(video.codes) >= 5, 10, "booth frames")
+        with pytest.raises(OfferRejected) as caught:
+            await hub.handle_offer("r", "booth", "booth", broken)
+        assert caught.value.code in ("bad_sdp", "no_media")
+        seen = len(video.codes)
+        await wait_until(lambda: len(video.codes) >= seen + 10, 10, "frames after the refused offer")
+        assert [p.participant_id for p in hub.publications("r")] == ["booth"]
+    finally:
+        await booth.close()
+        await clerk.close()
