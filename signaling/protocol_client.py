@@ -101,16 +101,24 @@ class ProtocolClient:
     async def request(self, mtype: str, timeout_s: float = 10.0, **fields: Any) -> dict[str, Any]:
         """Send a request and await its reply; raise ReplyError on `error`."""
         request_id = f"r{next(self._ids)}"
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = future
-        await self.connection.send(json.dumps({"type": mtype, "id": request_id, **fields}, ensure_ascii=False))
-        try:
-            reply = await asyncio.wait_for(future, timeout_s)
-        finally:
-            self._pending.pop(request_id, None)
+        frame = json.dumps({"type": mtype, "id": request_id, **fields}, ensure_ascii=False)
+        reply = await self.exchange(frame, request_id, timeout_s)
         if reply.get("type") == "error":
             raise ReplyError(reply)
         return reply
+
+    async def exchange(self, frame: str, request_id: str, timeout_s: float = 10.0) -> dict[str, Any]:
+        """Send an encoded frame whose `id` is `request_id` and return its reply, `ack` or `error`.
+
+        For frames `request` cannot build: a test's malformed ones (escaped lone surrogates ...).
+        """
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        try:
+            await self.connection.send(frame)
+            return await asyncio.wait_for(future, timeout_s)
+        finally:
+            self._pending.pop(request_id, None)
 
     async def wait_for(self, mtype: str, predicate: Callable[[dict[str, Any]], bool] | None = None,
                        timeout_s: float = 10.0) -> dict[str, Any]:
@@ -149,7 +157,7 @@ class ProtocolClient:
             async for raw in self.connection:
                 message = json.loads(raw)
                 request_id = message.get("re")
-                if message.get("type") in ("ack", "error") and request_id in self._pending:
+                if request_id is not None and request_id in self._pending:  # ack, error, or a ping's pong
                     future = self._pending[request_id]
                     if not future.done():
                         future.set_result(message)
