@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 from records.models import CallSession, CallStatus, as_utc
 from signaling.connection import Connection
 from signaling import media_flow
-from signaling.protocol import AppointmentBook, CallCancel, CallRequest, ChatSend, DeviceStatus, Message, RtcOffer, push
+from signaling.protocol import (AppointmentBook, CallCancel, CallRequest, ChatSend, DeviceStatus, Message, RtcOffer,
+                                ServiceStatusRequest, push)
 from signaling.service_hours import ServiceHours, is_open, next_opening, parse_service_hours
 from signaling.switchboard import LiveCall, Refused, Switchboard
 
@@ -75,10 +76,20 @@ async def attach(sb: Switchboard, conn: Connection) -> None:
         "welcome", role="booth", node=sb.node_id, heartbeat_s=sb.config.limits.heartbeat_s,
         booth={"id": booth_id, "name": conn.principal.booth_name, "region": conn.principal.region,
                "region_name": booth.region_name_zh if booth else ""},
-        service=service_status(booth.service_hours if booth else {}),
+        service=await _service_now(sb, conn.principal.region, booth.service_hours if booth else {}),
         call=None if open_call is None else {"call_id": open_call.id, "status": open_call.status.value,
                                               "item_code": open_call.item_code},
     ))
+
+
+async def _service_now(sb: Switchboard, region: str, raw_hours: dict[str, Any]) -> dict[str, Any]:
+    """Service hours now, and how many clerks who could serve a booth of `region` are signed in."""
+    return {**service_status(raw_hours), "clerks_online": await sb.clerks_online(region)}
+
+
+async def service_status_request(sb: Switchboard, conn: Connection, msg: ServiceStatusRequest) -> dict[str, Any]:
+    booth = await sb.ledger.booth(_booth_id(conn))
+    return {"service": await _service_now(sb, conn.principal.region, booth.service_hours if booth else {})}
 
 
 async def detach(sb: Switchboard, conn: Connection) -> None:
@@ -237,6 +248,7 @@ async def chat_send(sb: Switchboard, conn: Connection, msg: ChatSend) -> dict[st
     return {}
 
 HANDLERS: dict[type[Message], Handler] = {
+    ServiceStatusRequest: service_status_request,
     CallRequest: call_request,
     CallCancel: call_cancel,
     DeviceStatus: device_status,

@@ -154,12 +154,16 @@ class Ledger:
 
     # -- catalogue and places ----------------------------------------------------------
     async def item(self, code: str) -> ItemInfo | None:
+        return (await self.items(fresh_for=code)).get(code)
+
+    async def items(self, *, fresh_for: str | None = None) -> dict[str, ItemInfo]:
+        """Every active service item by code, cached; reread when stale or `fresh_for` is unknown."""
         loaded_at, items = self._items
-        if time.monotonic() - loaded_at > CACHE_TTL_S or code not in items:
+        if time.monotonic() - loaded_at > CACHE_TTL_S or (fresh_for is not None and fresh_for not in items):
             rows = await self.read(lambda s: list(s.exec(select(ServiceItem).where(col(ServiceItem.active)))))
             items = {r.code: ItemInfo(r.code, r.name_zh, r.name_en, r.skill, r.cross_region) for r in rows}
             self._items = (time.monotonic(), items)
-        return items.get(code)
+        return items
 
     async def booth(self, booth_id: int) -> BoothInfo | None:
         cached = self._booths.get(booth_id)

@@ -192,6 +192,14 @@ class DeviceStatus(Message):
 
 
 @dataclass(frozen=True)
+class ServiceStatusRequest(Message):
+    """The kiosk's start screen asks, now and then, whether it is open and clerks are online."""
+
+    TYPE: ClassVar[str] = "service.status"
+    ROLES: ClassVar[tuple[str, ...]] = (ROLE_BOOTH,)
+
+
+@dataclass(frozen=True)
 class CallRequest(Message):
     """The resident asks for a clerk for a service item; ack carries the call id."""
 
@@ -435,7 +443,7 @@ class MonitorLeave(Message):
 MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.TYPE: cls
     for cls in (
-        Ping, ChatSend, DeviceStatus, CallRequest, CallCancel, AppointmentBook,
+        Ping, ChatSend, DeviceStatus, ServiceStatusRequest, CallRequest, CallCancel, AppointmentBook,
         PresenceSet, OfferAccept, OfferDecline, CallEnd, CallTransfer, InviteSupervisor, WrapUpDone,
         WallSnapshot, RtcOffer, MonitorJoin, MonitorLeave,
     )

@@ -137,9 +137,10 @@ class Switchboard:
         # clerk -> (status, since) from the `wall.clerk` pushes every node hears: time in state
         # for the wall's snapshot, without a bus write per state change.
         self.clerk_since: dict[int, tuple[str, float]] = {}
-        self._last_position: dict[str, tuple[int, int | None]] = {}
+        self._last_position: dict[str, tuple[int, int | None, bool]] = {}
         self._lost_since: dict[str, float] = {}
         self._handle_times: tuple[float, list[float]] = (0.0, [])
+        self._clerks_online: tuple[float, dict[str, int]] = (-1e9, {})  # region -> count, see clerks_online
         self._wake = asyncio.Event()
         self._wall_outbox: asyncio.Queue[Callable[[], Awaitable[dict[str, Any] | None]]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
@@ -547,6 +548,8 @@ class Switchboard:
             return
         queue = await self.bus.list_queue()
         clerks = await self.bus.list_clerks()
+        # A call ringing a clerk is about to be answered: its wait is 0, not a queue estimate.
+        ringing = {offer.call_id for offer in await self.bus.list_offers()}
         handle_times = await self._recent_handle_times()
         ahead_by_skill: dict[str, int] = {}
         for call in queue:
@@ -557,13 +560,30 @@ class Switchboard:
             position = ahead_by_skill[call.skill]
             able = sum(1 for c in clerks if c.status != "offline" and call.skill in c.skills
                        and (call.cross_region_allowed or call.region in c.regions))
-            estimate = estimate_wait(position, handle_times, able)
+            is_ringing = call.call_id in ringing
+            estimate = 0.0 if is_ringing else estimate_wait(position, handle_times, able)
             # None: nobody signed in can serve it now; the kiosk offers an appointment instead.
             wait_s = None if estimate is None else int(estimate)
-            if self._last_position.get(call.call_id) != (position, wait_s):
-                self._last_position[call.call_id] = (position, wait_s)
+            if self._last_position.get(call.call_id) != (position, wait_s, is_ringing):
+                self._last_position[call.call_id] = (position, wait_s, is_ringing)
                 self.booths[booth_id].send(push("queue.position", call_id=call.call_id, position=position,
-                                                estimated_wait_s=wait_s))
+                                                estimated_wait_s=wait_s, ringing=is_ringing))
+
+    async def clerks_online(self, region: str) -> int:
+        """Signed-in clerks (any state but offline) who could take a call of some active item from
+        a booth in `region` (their region, or a 跨镇街通办 item they hold the skill for): what a
+        kiosk may honestly call "clerks online". Recounted at most every 2 s, so a reconnect storm
+        of booths asking in their welcome costs one read, not one per booth."""
+        counted_at, counts = self._clerks_online
+        if time.monotonic() - counted_at > 2.0:
+            counts = {}
+            self._clerks_online = (time.monotonic(), counts)
+        if region not in counts:
+            clerks = [c for c in await self.bus.list_clerks() if c.status != "offline"]
+            items = (await self.ledger.items()).values()
+            counts[region] = sum(1 for c in clerks if any(
+                i.skill in c.skills and (i.cross_region or region in c.regions) for i in items))
+        return counts[region]
 
     async def _recent_handle_times(self) -> list[float]:
         loaded_at, times = self._handle_times

@@ -106,6 +106,10 @@ async def test_resident_is_served_chats_rates_and_leaves_nothing_behind(browser,
             offer = await clerk.wait_for("offer", timeout_s=15)
             assert offer["item"]["code"] == ITEM and offer["priority"] == 1  # 绿色通道
             call_id = offer["call_id"]
+            # While the clerk's console rings, the kiosk says it is connecting, not "about 5 minutes".
+            await page.wait_for_function("document.body.dataset.ringing === 'true'")
+            assert "正在为您接通" in await page.text_content("#queue-position")
+            assert await page.is_hidden("#queue-wait")
             await clerk.request("offer.accept", call_id=call_id)
             await on_screen(page, "call")
             assert await page.get_attribute("body", "data-call-id") == call_id
@@ -458,3 +462,20 @@ async def test_with_two_cameras_the_still_comes_from_the_one_that_is_not_the_fac
                 assert (material.width, material.height) == (last["width"], last["height"])
             finally:
                 await two_cameras.close()
+
+
+async def test_the_start_screen_says_clerks_are_online_only_when_one_is(browser, app_settings):
+    with world(app_settings) as w:
+        page = await open_kiosk(browser, w)
+        status = await page.text_content("[data-testid=service-status]")
+        assert "没有工作人员在线" in status and "工作人员在线，可视频办理" not in status
+        assert await page.get_attribute("[data-testid=service-status]", "data-clerks-online") == "0"
+        clerk = await w.clerk("c1", available=False)  # signed in (not ready yet) counts as online
+        async with clients(clerk):
+            # Back on the start screen (after browsing), the kiosk asks again and tells the truth.
+            await page.click("button.tile[data-category=social_insurance]")
+            await on_screen(page, "category")
+            await page.click("#back-button")
+            await on_screen(page, "start")
+            await page.wait_for_selector("[data-testid=service-status][data-clerks-online='1']")
+            assert "工作人员在线，可视频办理" in await page.text_content("[data-testid=service-status]")

@@ -122,3 +122,21 @@ async def test_wrap_up_ends_only_with_wrapup_done_and_its_note_lands_on_the_call
             await booth.close()
             await clerk.close()
         assert ("clerk.wrapup_done", {"note": "已告知补正材料"}) in events_of(fast_settings, call_id)
+
+
+async def test_a_ringing_call_is_announced_as_ringing_not_with_a_queue_estimate(fast_settings):
+    with world(fast_settings) as w:
+        clerk = await w.clerk("c1")
+        booth = await w.booth("b1")
+        try:
+            call_id = (await booth.request("call.request", item_code=w.item_by_skill["social_insurance"]))["call_id"]
+            await clerk.wait_for("offer", lambda m: m["call_id"] == call_id)
+            ringing = await booth.wait_for("queue.position", lambda m: m["call_id"] == call_id)
+            assert (ringing["ringing"], ringing["estimated_wait_s"], ringing["position"]) == (True, 0, 1)
+            # Declined: back in the queue with an estimate (the only clerk may not take it again).
+            await clerk.request("offer.decline", call_id=call_id, reason="测试")
+            back = await booth.wait_for("queue.position", lambda m: m["call_id"] == call_id and not m["ringing"])
+            assert back["estimated_wait_s"] is not None and back["estimated_wait_s"] > 0
+        finally:
+            await booth.close()
+            await clerk.close()

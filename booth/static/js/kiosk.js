@@ -24,7 +24,7 @@ import { startKioskMedia, stopKioskMedia } from "./kiosk-media.js";
  * @typedef {{code: string, name_zh: string, name_en: string, mandatory: boolean, note_zh?: string|null, note_en?: string|null}} MaterialInfo
  * @typedef {{code: string, name_zh: string, name_en: string, category: string, initials: string, time_limit_days: number, cross_region: boolean, materials: MaterialInfo[]}} Item
  * @typedef {{code: string, name_zh: string, name_en: string, icon: string, count: number}} Category
- * @typedef {{open: boolean, next_opening: string | null}} Service
+ * @typedef {{open: boolean, next_opening: string | null, clerks_online?: number}} Service
  * @typedef {"loading"|"start"|"category"|"item"|"checkin"|"waiting"|"closed"|"call"|"rating"|"thanks"} Screen
  * @typedef {{appointment_id: number, item_code: string, item: {name_zh: string, name_en: string}, slot_start: string, slot_end: string, status: string, due: boolean}} AppointmentInfo
  */
@@ -105,6 +105,7 @@ function show(screen) {
     /** @type {HTMLElement} */ (section).hidden = section.id !== `screen-${screen}`;
   }
   document.body.dataset.screen = screen;
+  if (screen === "start") void refreshServiceStatus(); // back from a call: who is online now
   $("back-button").hidden = !(BROWSING.has(screen) && screen !== "rating") || Boolean(kiosk.resident.booking && kiosk.resident.booking.slot === "booked");
   $("home-button").hidden = !BROWSING.has(screen);
   $("home-button").querySelector("span").textContent = screen === "rating" ? tr("跳过", "Skip") : tr("首页", "Start");
@@ -166,13 +167,29 @@ function $input(id) {
 
 function renderServiceStatus() {
   const pill = $("service-status");
-  const { open, next_opening: next } = kiosk.service;
-  pill.classList.toggle("is-open", open);
-  pill.classList.toggle("is-closed", !open);
+  const { open, next_opening: next, clerks_online: online } = kiosk.service;
+  // "Clerks online" only when the server counted some (an old server sends no count: say less).
+  const staffed = open && (online ?? 0) > 0;
+  pill.classList.toggle("is-open", staffed);
+  pill.classList.toggle("is-closed", !staffed);
+  pill.dataset.clerksOnline = String(online ?? "");
   pill.replaceChildren(el("span", { class: "dot", "aria-hidden": "true" }), el("span", {},
-    open ? tr("正在服务 · 工作人员在线，可视频办理", "Open · clerks are online for video help")
-      : next ? tr(`当前不在服务时间 · 下次开放：${formatWhen(next)}`, `Closed now · opens ${formatWhen(next)}`)
-        : tr("当前不在服务时间", "Closed now")));
+    staffed ? tr("正在服务 · 工作人员在线，可视频办理", "Open · clerks are online for video help")
+      : open ? tr("服务时间内 · 暂时没有工作人员在线，可预约或稍后再试", "Open hours · no clerk online right now; book or try again soon")
+        : next ? tr(`当前不在服务时间 · 下次开放：${formatWhen(next)}`, `Closed now · opens ${formatWhen(next)}`)
+          : tr("当前不在服务时间", "Closed now")));
+}
+
+const SERVICE_STATUS_EVERY_MS = 30000;
+
+/** Keep the start screen's "clerks online" true: ask the server now and then while it shows. */
+async function refreshServiceStatus() {
+  if (kiosk.screen !== "start" || !kiosk.client) return;
+  try {
+    const reply = await kiosk.client.request("service.status", {});
+    kiosk.service = reply.service ?? kiosk.service;
+    renderServiceStatus();
+  } catch { /* offline: the reconnect banner says so; the next welcome brings the status */ }
 }
 
 function renderTiles() {
@@ -428,8 +445,16 @@ function enterWaiting(position, { transferring = false } = {}) {
   if (kiosk.screen !== "waiting") show("waiting");
 }
 
-/** @param {number | null} position @param {number | null | undefined} waitS */
-function renderQueue(position, waitS) {
+/** @param {number | null} position @param {number | null | undefined} waitS @param {boolean} [ringing] */
+function renderQueue(position, waitS, ringing = false) {
+  document.body.dataset.ringing = String(ringing);
+  if (ringing) { // a clerk's console is ringing for this call: no queue estimate, it is about to start
+    $("queue-position").textContent = tr("正在为您接通工作人员，请稍候", "Connecting you to a clerk, one moment");
+    $("queue-wait").textContent = "";
+    $("queue-wait").hidden = true;
+    $("nobody-card").hidden = true;
+    return;
+  }
   if (position != null) {
     const ahead = Math.max(0, position - 1);
     $("queue-position").textContent = ahead === 0 ? tr("下一位就是您", "You are next")
@@ -786,7 +811,7 @@ function onPush(m) {
   if (handleSignaturePush(kiosk, m)) return; // signature.request; closes the pad when the call ends
   switch (m.type) {
     case "queue.position":
-      if (r.callState === "waiting") renderQueue(m.position, m.estimated_wait_s);
+      if (r.callState === "waiting") renderQueue(m.position, m.estimated_wait_s, m.ringing === true);
       break;
     case "call.connected":
       enterCall(m.clerk ?? null);
@@ -1028,6 +1053,7 @@ async function main() {
   kiosk.service = welcome?.service ?? kiosk.service;
   renderServiceStatus();
   show("start");
+  window.setInterval(refreshServiceStatus, SERVICE_STATUS_EVERY_MS);
   document.body.dataset.ready = "true";
   if (welcome?.call) await resumeFromWelcome(welcome); // the kiosk restarted in the middle of a call
   reportDevices();
