@@ -45,7 +45,7 @@ from starlette.responses import JSONResponse, Response
 from records.errors import ConflictError, NotFoundError
 from records.materials import add_material, record_id_card_read
 from records.models import CallSession, CallStatus, Material, PrintJob, PrintStatus
-from records.printjobs import mark_sent, report_print_result
+from records.printjobs import mark_sent, note_browser_print, report_print_result
 from records.privacy import LiveIdCard, vault_of
 from signaling.access import Principal
 from signaling.protocol import first_bad_value, push
@@ -233,26 +233,31 @@ async def _print_result(request: Request) -> Response:
     except (ValueError, UnicodeDecodeError):
         body = None
     if (not isinstance(body, dict) or first_bad_value(body) is not None or set(body) - {"status", "error"}
-            or body.get("status") not in ("printed", "failed")):
-        raise ApiError(400, "invalid", "the body is {status: printed|failed, error?: string}")
+            or body.get("status") not in ("printed", "failed", "browser")):
+        raise ApiError(400, "invalid", "the body is {status: printed|failed|browser, error?: string}")
     error = body.get("error") or ""
     if not isinstance(error, str):
         raise ApiError(400, "invalid", "error must be a string")
 
     def report(session: Session) -> tuple[PrintJob, int | None]:
         _own_job(session, booth_id, job_id)
-        job = report_print_result(session, job_id, PrintStatus(body["status"]), error=error, actor=booth.actor)
+        if body["status"] == "browser":  # handed to the browser's print dialog: not known to have printed
+            job = note_browser_print(session, job_id, actor=booth.actor)
+        else:
+            job = report_print_result(session, job_id, PrintStatus(body["status"]), error=error, actor=booth.actor)
         call = session.get(CallSession, job.session_id) if job.session_id else None
         return job, call.clerk_id if call else None
 
     job, clerk_id = await _tx(request, report)
+    reported = "browser" if body["status"] == "browser" else job.status.value
     if clerk_id is not None:
         await request.app.state.switchboard.deliver(
             f"clerk:{clerk_id}", push("print.result", call_id=job.session_id, print_job_id=job.id,
-                                      document=job.document, status=job.status.value, error=job.error))
-    return JSONResponse({"print_job_id": job.id, "status": job.status.value, "error": job.error})
+                                      document=job.document, status=reported, error=job.error))
+    return JSONResponse({"print_job_id": job.id, "status": reported, "error": job.error})
 
 
 async def print_result(request: Request) -> Response:
-    """POST /api/booth/print-jobs/{job_id}/result {status, error?}: printed or failed (paper out, ...)."""
+    """POST /api/booth/print-jobs/{job_id}/result {status, error?}: printed or failed (paper out, ...),
+    or `browser`: a kiosk without an agent handed it to the browser's print dialog (not known printed)."""
     return await _respond(request, _print_result)

@@ -92,3 +92,16 @@ def report_print_result(
                  session_id=job.session_id, booth_id=job.booth_id,
                  data={"print_job_id": job.id, "error": job.error})
     return job
+
+
+def note_browser_print(session: Session, job_id: int, *, actor: str | None = None) -> PrintJob:
+    """A kiosk without a booth agent handed the job to the browser's print dialog; event
+    `print.browser`. Nothing can confirm that paper came out, so the job stays `sent`: the log
+    says what is known (handed to the dialog), never "printed"."""
+    job = _load(session, job_id, {PrintStatus.PENDING, PrintStatus.SENT}, PrintStatus.SENT)
+    job.status = PrintStatus.SENT
+    job.updated_at = datetime.now(timezone.utc)
+    session.add(job)
+    append_event(session, kind="print.browser", actor=actor or f"booth:{job.booth_id}", session_id=job.session_id,
+                 booth_id=job.booth_id, data={"print_job_id": job.id})
+    return job

@@ -15,6 +15,7 @@ one shape of `signaling.access.error_response`:
 | `call_not_found`, `material_not_found` | 404 | no such live call / material of yours |
 | `call_not_active` | 409 | the call is not live (any more) |
 | `already_decided` | 409 | the call has its decision already |
+| `materials_unticked` | 409 | 受理 while mandatory materials are not ticked, and `accept_without` does not name exactly those |
 | `booth_offline` | 409 | capture asked while the booth is not connected |
 | `id_card_not_found` | 404 | a reveal when no card was read in this live call |
 | `csrf` | 403 | a reveal without the session's CSRF token |
@@ -45,7 +46,7 @@ from records.cases import open_case
 from records.documents import DecisionDocument, progress_url, render_decision_pdf
 from records.errors import ConflictError, NotFoundError, ValidationError
 from records.events import append_event
-from records.materials import latest_id_card, list_materials, tick_checklist
+from records.materials import latest_id_card, list_materials, missing_mandatory, tick_checklist
 from records.models import Booth, CallSession, CallStatus, Case, CaseStatus, Material, Region, ServiceItem, User
 from records.printjobs import create_print_job, mark_sent
 from records.privacy import vault_of
@@ -260,10 +261,12 @@ class DecisionInput:
     status: CaseStatus
     reason: str
     missing: tuple[str, ...]
+    # 受理 although these mandatory materials are not ticked: the clerk confirmed it, and it is logged.
+    accept_without: tuple[str, ...] = ()
 
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> DecisionInput:
-        unknown = set(body) - {"outcome", "reason", "missing_materials"}
+        unknown = set(body) - {"outcome", "reason", "missing_materials", "accept_without"}
         if unknown:
             raise ApiError(400, "invalid", f"unknown field(s): {', '.join(sorted(unknown))}")
         outcome = body.get("outcome")
@@ -279,10 +282,17 @@ class DecisionInput:
             missing = []
         if not isinstance(missing, list) or not all(isinstance(m, str) and _CODE_RE.fullmatch(m) for m in missing):
             raise ApiError(400, "invalid", "missing_materials must be a list of checklist codes")
+        waived = body.get("accept_without", [])
+        if waived is None:
+            waived = []
+        if not isinstance(waived, list) or not all(isinstance(m, str) and _CODE_RE.fullmatch(m) for m in waived):
+            raise ApiError(400, "invalid", "accept_without must be a list of checklist codes")
         status = OUTCOMES[str(outcome)]
         if status is not CaseStatus.NEEDS_SUPPLEMENT and missing:
             raise ApiError(400, "invalid", "only a supplement notice lists missing materials")
-        return cls(status, reason.strip(), tuple(dict.fromkeys(missing)))
+        if status is not CaseStatus.ACCEPTED and waived:
+            raise ApiError(400, "invalid", "only an acceptance (受理) names materials accepted without")
+        return cls(status, reason.strip(), tuple(dict.fromkeys(missing)), tuple(dict.fromkeys(waived)))
 
 
 @dataclass(frozen=True)
@@ -306,9 +316,16 @@ def decide(session: Session, *, settings: Any, store: Any, clerk: Principal, cal
     if item is None:
         raise NotFoundError("item_not_found", f"no service item {call.item_code}")
     names = {str(m.get("code")): str(m.get("name_zh") or m.get("code")) for m in item.materials}
-    unknown = [code for code in decision.missing if code not in names]
+    unknown = [code for code in (*decision.missing, *decision.accept_without) if code not in names]
     if unknown:
         raise ValidationError("unknown_checklist_code", f"not on the item's checklist: {', '.join(unknown)}")
+    unticked = missing_mandatory(session, call_id) if decision.status is CaseStatus.ACCEPTED else []
+    if set(unticked) != set(decision.accept_without):
+        # The confirmation must name exactly what is missing now: a stale one (ticked since) or a
+        # blanket one is refused, so the log says precisely what was accepted without checking.
+        raise ConflictError("materials_unticked", "mandatory materials not ticked: "
+                            + (", ".join(f"{c} ({names[c]})" for c in unticked) or "none")
+                            + "; confirm by naming exactly these in accept_without")
     region = session.get(Region, call.region_code)
     zone, calendar = calendar_of(region.service_hours if region else None, settings.timezone,
                                  region=region.code if region else "")
@@ -319,6 +336,10 @@ def decide(session: Session, *, settings: Any, store: Any, clerk: Principal, cal
                      booth_id=call.booth_id, clerk_id=clerk.user_id, status=decision.status,
                      reason=decision.reason, missing_materials=decision.missing, decided_at=decided_at,
                      deadline=deadline, actor=clerk.actor)
+    if unticked:
+        append_event(session, kind="case.accepted_without_materials", actor=clerk.actor, session_id=call.id,
+                     booth_id=call.booth_id, data={"case_number": case.number, "case_id": case.id,
+                                                   "materials": [{"code": c, "name_zh": names[c]} for c in unticked]})
     booth = session.get(Booth, call.booth_id)
     user = session.get(User, clerk.user_id)
     doc = DecisionDocument(
@@ -365,6 +386,7 @@ async def _decision(request: Request) -> Response:
 
 
 async def decision(request: Request) -> Response:
-    """POST /api/seat/calls/{call_id}/decision {outcome, reason?, missing_materials?}: 受理 / 不予受理 / 补正."""
+    """POST /api/seat/calls/{call_id}/decision {outcome, reason?, missing_materials?, accept_without?}:
+    受理 / 不予受理 / 补正."""
     return await _respond(request, _decision)
 

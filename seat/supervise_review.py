@@ -93,7 +93,10 @@ EVENT_LABELS: dict[str, tuple[str, str]] = {
     "chat.message": ("文字消息", "Chat message"), "case.opened": ("办理决定", "Decision"),
     "case.status_changed": ("办件状态变更", "Case status changed"), "print.created": ("生成打印文书", "Print job"),
     "print.sent": ("文书已发送", "Print job sent"), "print.printed": ("打印成功", "Printed"),
-    "print.failed": ("打印失败", "Print failed"), "booth.disconnected": ("晓屋断线", "Booth disconnected"),
+    "print.failed": ("打印失败", "Print failed"),
+    "print.browser": ("已交浏览器打印（未确认出纸）", "Sent to the browser's printer (not confirmed)"),
+    "case.accepted_without_materials": ("未核验必要材料即受理（已确认）", "Accepted without mandatory materials (confirmed)"),
+    "booth.disconnected": ("晓屋断线", "Booth disconnected"),
     "booth.rejoined": ("晓屋重连", "Booth reconnected"), "rating.given": ("好差评", "Rating"),
     "complaint.filed": ("投诉", "Complaint"), "recording.added": ("录像登记", "Recording registered"),
     "recording.finished": ("录像完成", "Recordings finished"), "recording.recovered": ("录像恢复", "Recordings recovered"),
@@ -254,6 +257,10 @@ def event_detail(event: dict[str, Any]) -> tuple[str, str]:
     if kind == "case.opened":
         label = OUTCOME_LABELS.get(str(data.get("status")), ("", ""))
         return f"{label[0]} · {data.get('number', '')}", f"{label[1]} · {data.get('number', '')}"
+    if kind == "case.accepted_without_materials":
+        names = "、".join(str(m.get("name_zh", m.get("code", ""))) for m in data.get("materials", []) if isinstance(m, dict))
+        codes = ", ".join(str(m.get("code", "")) for m in data.get("materials", []) if isinstance(m, dict))
+        return f"{data.get('case_number', '')} 未核验：{names}", f"{data.get('case_number', '')} not ticked: {codes}"
     if kind.startswith("print."):
         error = str(data.get("error") or "")
         return (f"文书 #{data.get('print_job_id', '')} {data.get('document', '')} {error}".strip(),

@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 from booth.agent import BoothAgent, KioskBridge
 from booth.devices import SpoolPrinter, SyntheticCamera
 from records.db import make_engine
-from records.models import Case, Material, PrintJob, PrintStatus
+from records.models import Case, Event, Material, PrintJob, PrintStatus
 from tests.browser.a11y import assert_accessible
 from tests.browser.test_console import go_available, open_console
 from tests.browser.test_kiosk import choose_item_by_initials, on_screen
@@ -99,15 +99,27 @@ async def test_capture_tick_accept_and_print_through_the_agent(browser, fast_set
             await console.screenshot(path=str(screenshot_dir / "console-gallery.png"), full_page=True)
             assert one(w, Material, Material.id == material.id).checklist_code == "id_card"
 
-            # 受理: the receipt prints through the agent's spool printer.
+            # 受理 with the photo (mandatory) unticked asks for a confirmation first; "back" decides nothing.
             await console.check("#decision-form input[value=accept]")
             await console.click("#decision-submit")
+            await console.wait_for_selector("#accept-confirm[open]")
+            assert await console.locator("#accept-confirm-list li").count() == 1  # the photo; id_card is ticked
+            await assert_accessible(console, "accept confirmation")
+            await console.click("#accept-confirm-back")
+            await console.wait_for_selector("#accept-confirm:not([open])", state="attached")
+            assert await console.locator("[data-testid=case-number]").count() == 0
+            # Confirmed: the receipt prints through the agent's spool printer, and the waiver is logged.
+            await console.click("#decision-submit")
+            await console.wait_for_selector("#accept-confirm[open]")
+            await console.click("#accept-confirm-yes")
             await console.wait_for_selector("[data-testid=case-number], #docs-status[data-tone=error]")
             assert await console.locator("[data-testid=case-number]").count() == 1, \
                 await console.text_content("#docs-status")
             await console.wait_for_selector("[data-testid=print-status][data-status=printed]", timeout=20000)
             number = (await console.text_content("[data-testid=case-number]") or "").strip()
             case = one(w, Case, Case.number == number)
+            waived = one(w, Event, Event.kind == "case.accepted_without_materials")
+            assert waived.data["case_number"] == number and [m["code"] for m in waived.data["materials"]] == ["photo"]
             job = one(w, PrintJob, PrintJob.case_id == case.id)
             assert job.status is PrintStatus.PRINTED
             assert (spool / f"print-job-{job.id}.pdf").read_bytes().startswith(b"%PDF-")

@@ -205,9 +205,12 @@ async def test_a_whole_call_from_catalogue_to_rating_with_the_agent_printing(
         assert ticked.checklist_code == "id_card"
         await console.screenshot(path=str(screenshot_dir / "e2e-07-console-gallery.png"), full_page=True)
 
-        # 受理: the receipt prints on the agent's spool printer.
+        # 受理: hukou_book and enrol_form are not ticked, so the clerk confirms; then the receipt
+        # prints on the agent's spool printer.
         await console.check("#decision-form input[value=accept]")
         await console.click("#decision-submit")
+        await console.wait_for_selector("#accept-confirm[open]")
+        await console.click("#accept-confirm-yes")
         await console.wait_for_selector("[data-testid=case-number]")
         await console.wait_for_selector("[data-testid=print-status][data-status=printed]", timeout=30000)
         number = (await console.text_content("[data-testid=case-number]") or "").strip()
@@ -251,6 +254,6 @@ async def test_a_whole_call_from_catalogue_to_rating_with_the_agent_printing(
 
         kinds = [e.kind for e in sorted(events_of(w, call_id), key=lambda e: e.seq)]
         for kind in ("call.queued", "call.offered", "call.answered", "material.added", "material.ticked",
-                     "case.opened", "call.ended", "rating.given"):
+                     "case.opened", "case.accepted_without_materials", "call.ended", "rating.given"):
             assert kind in kinds, (kind, kinds)
         await on_screen(kiosk, "start", timeout_ms=15000)  # the next resident finds the start screen

@@ -479,3 +479,42 @@ async def test_the_start_screen_says_clerks_are_online_only_when_one_is(browser,
             await on_screen(page, "start")
             await page.wait_for_selector("[data-testid=service-status][data-clerks-online='1']")
             assert "工作人员在线，可视频办理" in await page.text_content("[data-testid=service-status]")
+
+
+async def test_without_an_agent_the_kiosk_says_sent_to_the_printer_and_the_dialog_leaves_with_the_call(
+        browser, app_settings):
+    import asyncio
+
+    from records.models import Event, PrintJob, PrintStatus
+    from tests.signaling_fixtures import PASSWORD
+    from tests.web_clients import login
+
+    with world(app_settings) as w:
+        clerk = await w.clerk("c1")
+        async with clients(clerk):
+            page = await open_kiosk(browser, w)
+            await choose_item_by_initials(page)
+            await page.click("#call-button")
+            offer = await clerk.wait_for("offer", timeout_s=15)
+            call_id = offer["call_id"]
+            await clerk.request("offer.accept", call_id=call_id)
+            await on_screen(page, "call")
+            with closing(login(w.url, "c1", PASSWORD)) as c1:
+                decided = await asyncio.to_thread(c1.post, f"/api/seat/calls/{call_id}/decision",
+                                                  json={"outcome": "refuse", "reason": "不属于本事项"})
+                assert decided.status_code == 201, decided.text
+            # No booth agent: the PDF goes to the browser's print dialog, and nothing claims it printed.
+            await page.wait_for_selector("body[data-print=browser]")
+            assert "已发送到本机打印机" in await page.text_content("#device-dialog")
+            result = await clerk.wait_for("print.result", lambda m: m["call_id"] == call_id)
+            assert result["status"] == "browser"
+            job_id = decided.json()["print_job"]["id"]
+            assert rows(w, PrintJob, PrintJob.id == job_id)[0].status is PrintStatus.SENT
+            assert [e.kind for e in rows(w, Event, Event.kind == "print.browser")] == ["print.browser"]
+            # The call ends with the dialog still open: the rating screen is not covered by it.
+            await clerk.request("call.end", call_id=call_id)
+            await on_screen(page, "rating")
+            assert await page.evaluate("document.getElementById('device-dialog').open") is False
+            assert await page.is_visible("[data-testid=rating-print-reminder]")
+            await page.click(".level[data-level='5']")
+            assert await page.is_enabled("#rating-submit")  # reachable: nothing modal above it

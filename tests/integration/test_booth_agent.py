@@ -103,7 +103,8 @@ async def test_paper_out_fails_the_job_and_reports_the_printer(app_settings, tmp
             try:
                 await until(lambda: booth_row(w, "b1").device_status.get("printer") == "paper_out")
                 with closing(login(w.url, "c1", PASSWORD)) as c1:
-                    decided = c1.post(f"/api/seat/calls/{call_id}/decision", json={"outcome": "accept"})
+                    decided = c1.post(f"/api/seat/calls/{call_id}/decision",
+                                      json={"outcome": "accept", "accept_without": ["id_card", "photo"]})
                     job_id = decided.json()["print_job"]["id"]
                 result = await clerk.wait_for("print.result")
                 assert result["status"] == "failed" and result["error"].startswith("paper_out")

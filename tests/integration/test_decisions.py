@@ -121,8 +121,17 @@ async def test_capture_tick_accept_print_and_progress(app_settings):
                 assert c2.post(decide, json={"outcome": "accept"}).status_code == 404
                 assert rows(w, Case) == []  # nothing half-done
 
+                # 受理 with a mandatory material (photo) unticked needs the clerk to name exactly it.
+                for confirm in ([], ["id_card"], ["photo", "id_card"]):
+                    refused = c1.post(decide, json={"outcome": "accept", "accept_without": confirm})
+                    assert refused.status_code == 409 and refused.json()["error"]["code"] == "materials_unticked"
+                    assert "photo" in refused.json()["error"]["message"]
+                assert c1.post(decide, json={"outcome": "refuse", "reason": "x", "accept_without": ["photo"]}
+                               ).json()["error"]["code"] == "invalid"
+                assert rows(w, Case) == []
+
                 # 受理: case number, deadline across the holidays, the receipt pushed to the booth.
-                accepted = c1.post(decide, json={"outcome": "accept"})
+                accepted = c1.post(decide, json={"outcome": "accept", "accept_without": ["photo"]})
                 assert accepted.status_code == 201, accepted.text
                 body = accepted.json()
                 number = body["case"]["number"]
@@ -137,7 +146,12 @@ async def test_capture_tick_accept_print_and_progress(app_settings):
                                 "document": "receipt", "case_number": number,
                                 "url": f"/api/booth/print-jobs/{job_id}.pdf"}
                 assert body["print_job"]["status"] == "sent"
-                assert c1.post(decide, json={"outcome": "accept"}).json()["error"]["code"] == "already_decided"
+                assert c1.post(decide, json={"outcome": "accept", "accept_without": ["photo"]}
+                               ).json()["error"]["code"] == "already_decided"
+                waived = rows(w, Event, Event.kind == "case.accepted_without_materials")
+                assert len(waived) == 1 and waived[0].actor == f"user:{w.clerk_ids['c1']}"
+                assert waived[0].data["case_number"] == number and waived[0].session_id == call_id
+                assert [m["code"] for m in waived[0].data["materials"]] == ["photo"]
 
                 pdf = b1.get(push["url"])
                 assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
@@ -220,3 +234,22 @@ def test_region_calendar_counts_working_weekends():
     assert add_working_days(date(2025, 9, 30), 5, calendar) == date(2025, 10, 14)
     assert calendar_of(None, "Asia/Shanghai")[1] == WorkCalendar()
     assert calendar_of({"weekdays": "nonsense"}, "Asia/Shanghai")[1] == WorkCalendar()  # invalid: Mon-Fri
+
+
+async def test_a_kiosk_without_an_agent_reports_browser_not_printed(app_settings):
+    with world(app_settings) as w:
+        booth, clerk = await w.booth("b1"), await w.clerk("c1")
+        async with clients(booth, clerk):
+            with closing(booth_client(w.url, w.tokens["b1"])) as b1, closing(login(w.url, "c1", PASSWORD)) as c1:
+                call_id = await live_call(w, booth, clerk)
+                decided = c1.post(f"/api/seat/calls/{call_id}/decision", json={"outcome": "refuse", "reason": "不属于本事项"})
+                assert decided.status_code == 201, decided.text
+                job_id = (await booth.wait_for("print.request"))["print_job_id"]
+                handed = b1.post(f"/api/booth/print-jobs/{job_id}/result", json={"status": "browser"})
+                assert handed.status_code == 200 and handed.json()["status"] == "browser"
+                result = await clerk.wait_for("print.result", lambda m: m["print_job_id"] == job_id)
+                assert result["status"] == "browser"
+                # Recorded as what is known: handed to the browser's dialog, not printed.
+                assert rows(w, PrintJob, PrintJob.id == job_id)[0].status is PrintStatus.SENT
+                kinds = [e.kind for e in rows(w, Event, Event.session_id == call_id)]
+                assert "print.browser" in kinds and "print.printed" not in kinds

@@ -13,7 +13,8 @@
  *
  * Printing: with `?agent=1` (or `?agent=<url>`) the page hands the job id to the booth agent on
  * loopback (booth/agent.py, KioskBridge), which fetches, prints and reports; otherwise the page
- * prints the PDF itself (window.print of a hidden frame) and reports it printed.
+ * hands the PDF to the browser's print dialog (window.print of a hidden frame) and reports
+ * `browser`: handed over, not known to have printed.
  */
 import { tr } from "./i18n.js";
 
@@ -60,6 +61,12 @@ function panel() {
   dialog.append(title, status, progress, img, close);
   document.body.append(dialog);
   return dialog;
+}
+
+/** Close the capture/print dialog (the call screen was left: it must not cover the rating). */
+export function closeDevicePanel() {
+  const dialog = /** @type {HTMLDialogElement | null} */ (document.getElementById("device-dialog"));
+  if (dialog?.open) dialog.close();
 }
 
 /** @param {string} title @param {string} status @param {number | null} percent */
@@ -264,8 +271,9 @@ async function onPrintRequest(kiosk, m) {
       frame.contentWindow?.print();
       frame.remove();
       URL.revokeObjectURL(url);
-      await reportPrint(kiosk, m.print_job_id, "printed");
-      outcome = { status: "printed" };
+      // Without a booth agent nothing tells whether paper came out: say only what is known.
+      await reportPrint(kiosk, m.print_job_id, "browser");
+      outcome = { status: "browser" };
     }
   } catch (err) {
     outcome = { status: "failed", error: String(/** @type {any} */ (err)?.message ?? err).slice(0, 200) };
@@ -274,9 +282,13 @@ async function onPrintRequest(kiosk, m) {
   }
   capture.lastPrint = { print_job_id: m.print_job_id, ...outcome };
   document.body.dataset.print = outcome.status;
-  showPanel(outcome.status === "printed" ? tr("打印完成", "Printed") : tr("打印未成功", "Printing failed"),
-    outcome.status === "printed" ? tr("请取走您的文书并妥善保管。", "Please take your document and keep it safe.")
-      : tr("工作人员会为您重新打印或另行送达。", "The clerk will reprint it or send it to you."), null);
+  const [title2, text] = outcome.status === "printed"
+    ? [tr("打印完成", "Printed"), tr("请取走您的文书并妥善保管。", "Please take your document and keep it safe.")]
+    : outcome.status === "browser"
+      ? [tr("已发送到本机打印机", "Sent to this kiosk's printer"),
+        tr("请在出纸口取走文书；如果没有出纸，请告诉工作人员。", "Please take your document from the printer; if nothing came out, tell the clerk.")]
+      : [tr("打印未成功", "Printing failed"), tr("工作人员会为您重新打印或另行送达。", "The clerk will reprint it or send it to you.")];
+  showPanel(title2, text, null);
 }
 
 /**

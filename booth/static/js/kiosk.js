@@ -15,7 +15,7 @@ import { ApiError, BoothApi } from "./api.js";
 import { faceSvg, iconSvg } from "./icons.js";
 import { RATING_LEVELS, errorText, formatDay, formatLimit, formatWait, formatWhen, isEnglish, localParts, nameOf, tr } from "./i18n.js";
 import { search } from "./search.js";
-import { handleDevicePush } from "./kiosk-capture.js";
+import { closeDevicePanel, handleDevicePush } from "./kiosk-capture.js";
 import { handleSignaturePush } from "./kiosk-signature.js";
 import { watchIdCard } from "./kiosk-idcard.js";
 import { startKioskMedia, stopKioskMedia } from "./kiosk-media.js";
@@ -100,7 +100,10 @@ Object.defineProperty(window, "kiosk", { value: kiosk });
 /** Show one screen, move focus to its heading, speak its prompt when asked to. @param {Screen} screen */
 function show(screen) {
   kiosk.screen = screen;
-  if (screen !== "call") stopKioskMedia(); // cameras off whenever the call screen is left
+  if (screen !== "call") {
+    stopKioskMedia(); // cameras off whenever the call screen is left
+    closeDevicePanel(); // a "printed" or capture dialog must not stay over the rating screen
+  }
   for (const section of document.querySelectorAll("main > .screen")) {
     /** @type {HTMLElement} */ (section).hidden = section.id !== `screen-${screen}`;
   }
@@ -654,6 +657,8 @@ function endOfCall(callId) {
   delete document.body.dataset.callId;
   r.rating = 0;
   renderRating();
+  // The print dialog closed with the call screen: remind the resident to take what was printed.
+  $("rating-print-reminder").hidden = !document.body.dataset.print || document.body.dataset.print === "failed";
   show("rating");
 }
 
@@ -754,6 +759,7 @@ function closeComplaint() {
 
 /** Forget the resident: state, typed text, choices, modes; the page starts over. */
 function resetToStart() {
+  delete document.body.dataset.print; // the last resident's print is not the next one's
   clearTimeout(kiosk.thanksTimer);
   clearInterval(kiosk.countdownTimer);
   closeComplaint();

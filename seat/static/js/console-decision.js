@@ -217,11 +217,49 @@ async function tickSelected() {
   }
 }
 
+/** Mandatory checklist entries no material is ticked against. @returns {ChecklistEntry[]} */
+function untickedMandatory() {
+  const ticked = new Set(docs.materials.map((m) => m.checklist_code).filter(Boolean));
+  return docs.checklist.filter((m) => m.mandatory && !ticked.has(m.code));
+}
+
+/**
+ * 受理 with mandatory documents unticked needs the clerk's explicit confirmation (logged by the
+ * server as `case.accepted_without_materials`). Resolves true to go on, false to go back.
+ * @param {ChecklistEntry[]} unticked
+ */
+function confirmAcceptWithout(unticked) {
+  const dialog = /** @type {HTMLDialogElement} */ ($("accept-confirm"));
+  $("accept-confirm-list").replaceChildren(...unticked.map((m) => el("li", { text: nameOf(m) })));
+  return new Promise((resolve) => {
+    const done = (/** @type {boolean} */ yes) => {
+      $("accept-confirm-yes").removeEventListener("click", onYes);
+      $("accept-confirm-back").removeEventListener("click", onBack);
+      dialog.removeEventListener("cancel", onBack);
+      if (dialog.open) dialog.close();
+      resolve(yes);
+    };
+    const onYes = () => done(true);
+    const onBack = () => done(false);
+    $("accept-confirm-yes").addEventListener("click", onYes);
+    $("accept-confirm-back").addEventListener("click", onBack);
+    dialog.addEventListener("cancel", onBack);
+    dialog.showModal();
+  });
+}
+
 async function decide() {
   if (!docs.callId) return;
   const chosen = outcome();
   /** @type {Record<string, any>} */
   const body = { outcome: chosen };
+  if (chosen === "accept") {
+    const unticked = untickedMandatory();
+    if (unticked.length > 0) {
+      if (!(await confirmAcceptWithout(unticked))) return;
+      body.accept_without = unticked.map((m) => m.code);
+    }
+  }
   const reason = $("decision-reason").value.trim();
   if (reason) body.reason = reason;
   if (chosen === "supplement") {
@@ -243,7 +281,9 @@ function renderResult() {
   if (!d) return;
   const print = docs.printResult;
   const printText = !print ? tr("打印中…", "Printing…")
-    : print.status === "printed" ? tr("已打印", "Printed") : `${tr("打印失败", "Print failed")}：${print.error}`;
+    : print.status === "printed" ? tr("已打印", "Printed")
+      : print.status === "browser" ? tr("已交给晓屋浏览器打印（无法确认是否出纸，请向居民确认）", "Sent to the booth browser's printer (not confirmed: ask the resident)")
+        : `${tr("打印失败", "Print failed")}：${print.error}`;
   $("decision-result").hidden = false;
   $("decision-result").replaceChildren(el("dl", {}, [
     el("div", {}, [el("dt", { text: tr("案件编号", "Case number") }), el("dd", { class: "mono", "data-testid": "case-number", text: d.case.number })]),

@@ -81,6 +81,7 @@ export const ERRORS = {
   closed: ["连接已关闭。", "The connection is closed."],
   note_required: ["请填写转接备注。", "Please write a transfer note."],
   reason_required: ["请填写拒接原因。", "Please give a reason for declining."],
+  materials_unticked: ["必要材料的核验情况已变化，请重新确认后再受理。", "The ticked documents changed; confirm again before accepting."],
 };
 
 /** @param {unknown} err */
