@@ -21,6 +21,7 @@ from booth import routes as booth_routes
 from media import MediaHub
 from cloudseat import health
 from cloudseat.metrics import make_metrics, metrics_endpoint
+from cloudseat.openapi import openapi_endpoint
 from cloudseat.settings import Settings, ensure_secret_key
 from cloudseat.templating import make_templates
 from records.db import create_schema, make_engine
@@ -57,6 +58,8 @@ def app_routes() -> list[BaseRoute]:
         # A scraper does not log in: the endpoint admits anonymous callers only from
         # CLOUDSEAT_METRICS_ALLOW; admins from anywhere.
         guarded_route("/metrics", metrics_endpoint, allow={Kind.ANONYMOUS, Kind.ADMIN}),
+        # Public: it describes routes the pages' public scripts already name, and holds no data.
+        guarded_route("/openapi.json", openapi_endpoint, allow=EVERYONE),
         *socket_routes(),
         *seat_routes.routes(),
         *booth_routes.routes(),

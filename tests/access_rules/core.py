@@ -7,4 +7,5 @@ TABLE = {
     ("GET", "/readyz", "/readyz"): ALL,
     # anonymous only from CLOUDSEAT_METRICS_ALLOW (loopback by default, as in this test): see test_metrics
     ("GET", "/metrics", "/metrics"): {A, D},
+    ("GET", "/openapi.json", "/openapi.json"): ALL,
 }
