@@ -70,9 +70,16 @@ def event_count(settings) -> int:
         engine.dispose()
 
 
-@pytest.fixture
-def fast_settings(app_settings):
-    return app_settings.with_overrides(offer_timeout_s=5.0, heartbeat_s=1.0, reconnect_grace_s=2.0)
+@pytest.fixture(params=["memory", "redis"])
+def fast_settings(request, app_settings):
+    """The in-process bus and the Redis bus (its queue and clerk reads are what the gauges show)."""
+    settings = app_settings.with_overrides(offer_timeout_s=5.0, heartbeat_s=1.0, reconnect_grace_s=2.0)
+    if request.param == "redis":
+        import uuid
+
+        settings = settings.with_overrides(redis_url=request.getfixturevalue("redis_url"),
+                                           redis_prefix=f"test:{uuid.uuid4().hex[:12]}:")
+    return settings
 
 
 async def test_queue_calls_offers_abandons_and_event_appends_follow_a_call_flow(fast_settings):
