@@ -20,13 +20,16 @@ from starlette.routing import BaseRoute
 from booth import routes as booth_routes
 from media import MediaHub
 from cloudseat import health
+from cloudseat.metrics import make_metrics, metrics_endpoint
+from cloudseat.openapi import openapi_endpoint
 from cloudseat.settings import Settings, ensure_secret_key
 from cloudseat.templating import make_templates
 from records.db import create_schema, make_engine
+from records.events import count_appends
 from records.privacy import IdCardVault
 from records.storage import FileStore
 from seat import routes as seat_routes
-from signaling.access import EVERYONE, booth_principals, guarded_route
+from signaling.access import EVERYONE, Kind, booth_principals, guarded_route
 from signaling.batch_loader import BatchLoader
 from signaling.bus import Bus
 from signaling.bus_memory import MemoryBus
@@ -52,6 +55,11 @@ def app_routes() -> list[BaseRoute]:
     return [
         guarded_route("/healthz", health.healthz, allow=EVERYONE),
         guarded_route("/readyz", health.readyz, allow=EVERYONE),
+        # A scraper does not log in: the endpoint admits anonymous callers only from
+        # CLOUDSEAT_METRICS_ALLOW; admins from anywhere.
+        guarded_route("/metrics", metrics_endpoint, allow={Kind.ANONYMOUS, Kind.ADMIN}),
+        # Public: it describes routes the pages' public scripts already name, and holds no data.
+        guarded_route("/openapi.json", openapi_endpoint, allow=EVERYONE),
         *socket_routes(),
         *seat_routes.routes(),
         *booth_routes.routes(),
@@ -104,6 +112,7 @@ def create_app(settings: Settings, *, node_nonce: str | None = None) -> Starlett
         engine = make_engine(settings.database_url)
         create_schema(engine)
         app.state.engine = engine
+        appends = count_appends(engine)  # before anything of this app appends
         # Booth tokens of sockets and API requests, looked up in batches (a reconnect storm is one query per batch).
         app.state.booth_principals = BatchLoader(functools.partial(booth_principals, engine))
         app.state.store = FileStore(settings.data_dir / "files")
@@ -114,6 +123,8 @@ def create_app(settings: Settings, *, node_nonce: str | None = None) -> Starlett
         # Recovers the rooms a crash left before the node takes calls, then opens a room per accepted call.
         app.state.media = MediaFlow(app.state.switchboard, make_media_hub(settings), app.state.store)
         await app.state.media.start()
+        app.state.metrics = make_metrics(node_id=settings.node_id, switchboard=app.state.switchboard,
+                                         hub=app.state.media.hub, appends=appends)
         app.state.alert_sweeps = start_alert_sweeps(app.state)  # 电子监察: yellow/red deadline alerts
         logger.info(
             "cloudseat node %s ready: database %s, %s",

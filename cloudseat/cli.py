@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from cloudseat.logs import setup_logging, uvicorn_log_config
 from cloudseat.settings import Settings, SettingsError
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
-        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        setup_logging(settings.log_level, settings.log_format, settings.node_id)
         handler: Callable[[argparse.Namespace, Settings], int] = args.handler
         return handler(args, settings)
     except SettingsError as exc:
@@ -232,7 +233,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     # proxy_headers off: uvicorn would believe X-Forwarded-For from any loopback peer; the app reads it
     # only from CLOUDSEAT_TRUSTED_PROXIES (signaling.access.client_address).
     uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(), ws="websockets-sansio",
-                proxy_headers=False)
+                proxy_headers=False, log_config=uvicorn_log_config(settings.log_format))
     return EXIT_OK
 
 

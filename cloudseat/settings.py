@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 ENV_PREFIX = "CLOUDSEAT_"
 SECRET_KEY_FILE = "secret_key"
 MAX_RETENTION_DAYS = 36_500  # a century: anything longer is a typo, not a policy
+LOG_FORMATS = ("text", "json")
 
 
 class SettingsError(ValueError):
@@ -78,6 +79,12 @@ class Settings:
     redis_prefix: str = "cloudseat:"
     timezone: str = "Asia/Shanghai"
     log_level: str = "INFO"
+    # `text` (one human line per record) or `json` (one JSON object per line, for log shippers).
+    log_format: str = "text"
+    # Who may read /metrics without logging in (a Prometheus scraper): IPs or CIDR networks,
+    # matched against the client address (so behind nginx, list nginx in trusted_proxies).
+    # Logged-in admins may read it from anywhere.
+    metrics_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     # Retention (`cloudseat purge`), counted in days from the end of the call.  Recordings: 180
     # days, the six months service-hall rules commonly require video of window service to be
     # kept; long enough for a complaint (差评) or an appeal to be raised and reviewed.  Materials:
@@ -107,6 +114,8 @@ class Settings:
             raise SettingsError("CLOUDSEAT_RECONNECT_GRACE_S: must be between 0 and 3600 seconds")
         if self.secret_key is not None and len(self.secret_key) < 32:
             raise SettingsError("CLOUDSEAT_SECRET_KEY: must be at least 32 characters")
+        if self.log_format not in LOG_FORMATS:
+            raise SettingsError("CLOUDSEAT_LOG_FORMAT: must be text or json")
         for var, days in (("CLOUDSEAT_RETENTION_RECORDINGS_DAYS", self.retention_recordings_days),
                           ("CLOUDSEAT_RETENTION_MATERIALS_DAYS", self.retention_materials_days)):
             if not 1 <= days <= MAX_RETENTION_DAYS:
@@ -175,6 +184,11 @@ class Settings:
             if v.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
                 raise SettingsError("CLOUDSEAT_LOG_LEVEL: must be DEBUG, INFO, WARNING or ERROR")
             kwargs["log_level"] = v.upper()
+        if (v := get("LOG_FORMAT")) is not None:
+            kwargs["log_format"] = v.lower()
+        if (v := get("METRICS_ALLOW")) is not None:
+            # `none`: no address is enough, only logged-in admins read /metrics
+            kwargs["metrics_allow"] = () if v.lower() == "none" else _parse_networks("METRICS_ALLOW", v)
         return cls(**kwargs)  # type: ignore[arg-type]
 
 

@@ -65,7 +65,7 @@ from media import _aiortc_internals as internals
 from media.errors import OfferRejected, RoomClosed
 from media.ice import advertise_host_addresses, choose_host_addresses, rtc_configuration
 from media.passthrough import DEFAULT_PLI_MIN_INTERVAL, PassthroughSource, PassthroughTrack
-from media.recorder import RecordedFile, TrackRecorder, write_manifest
+from media.recorder import RecordedFile, RecordingTotals, TrackRecorder, write_manifest
 from media.transcode import frame_decoder
 
 logger = logging.getLogger(__name__)
@@ -194,6 +194,31 @@ def parse_offer(offer_sdp: str) -> sdp.SessionDescription:
             raise OfferRejected("bad_sdp", "RTCP mux is not enabled")
     return description
 
+@dataclass(frozen=True)
+class HubLoad:
+    """What the hub carries now, counted for metrics (cheap: no awaits, no aiortc calls)."""
+
+    rooms: int
+    participants: int
+    published: dict[str, int]  # kind -> tracks coming into the hub
+    forwarded: dict[str, int]  # kind -> slots carrying a publication out of the hub
+    recording: int  # tracks being recorded
+
+
+@dataclass(frozen=True)
+class InboundRtp:
+    """One incoming RTP stream's receive counters (aiortc's `inbound-rtp` stats).
+
+    `key` stays the same for the stream's life, so a reader can turn these running
+    per-stream totals into counters that survive streams coming and going.
+    """
+
+    key: str
+    kind: str
+    packets_received: int
+    packets_lost: int
+
+
 class MediaHub:
     """Rooms of participants whose media the hub forwards and records.
 
@@ -218,6 +243,7 @@ class MediaHub:
         self._pli_min_interval = pli_min_interval
         self._rooms: dict[str, Room] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.recording_totals = RecordingTotals()
         self.on_track_published: Callback | None = None
         self.on_recording_finished: Callback | None = None
         self.on_fallback_transcode: Callback | None = None
@@ -379,6 +405,43 @@ class MediaHub:
             ],
         }
 
+    def load(self) -> HubLoad:
+        """Rooms, participants and tracks in and out right now, over every room."""
+        published = {"audio": 0, "video": 0}
+        forwarded = {"audio": 0, "video": 0}
+        participants = recording = 0
+        for room in self._rooms.values():
+            recording += len(room.recorders)
+            for participant in room.participants.values():
+                participants += 1
+                for publication in participant.publications:
+                    if not publication.source.ended:
+                        published[publication.kind] = published.get(publication.kind, 0) + 1
+                for slot in participant.slots:
+                    if slot.publication is not None:
+                        forwarded[slot.kind] = forwarded.get(slot.kind, 0) + 1
+        return HubLoad(len(self._rooms), participants, published, forwarded, recording)
+
+    async def inbound_rtp(self) -> list[InboundRtp]:
+        """Receive counters of every incoming stream (packets received and lost on the way in).
+
+        aiortc computes them from the RTP sequence numbers it sees (RFC 3550 A.3); a stream
+        reports nothing until its first packet.
+        """
+        out: list[InboundRtp] = []
+        for room in list(self._rooms.values()):
+            for participant in list(room.participants.values()):
+                for publication in participant.publications:
+                    report = await publication.source.receiver.getStats()
+                    for stats in report.values():
+                        if getattr(stats, "type", None) != "inbound-rtp":
+                            continue
+                        out.append(InboundRtp(
+                            key=f"{room.id}/{participant.id}/{id(participant.pc)}/{stats.ssrc}",
+                            kind=publication.kind, packets_received=int(stats.packetsReceived),
+                            packets_lost=int(stats.packetsLost)))
+        return out
+
     # -- negotiation -----------------------------------------------------------------
 
     def _prepare(
@@ -500,6 +563,7 @@ class MediaHub:
                 session_start=room.session_start,
                 participant=publication.participant_id,
                 track_id=publication.track_id,
+                totals=self.recording_totals,
             )
         except Exception:
             logger.exception("room %s: cannot record %s", room.id, publication.track_id)

@@ -68,6 +68,14 @@ _CONTAINERS = {
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
+@dataclass
+class RecordingTotals:
+    """Running totals over every recorder that shares it (the hub's, read by metrics); never reset."""
+
+    bytes_written: int = 0  # encoded media bytes muxed into files (container overhead not counted)
+    files_opened: int = 0
+
+
 def container_for(codec: str) -> tuple[str, str, str]:
     """(FFmpeg codec, container format, extension) for an RTP codec name."""
     try:
@@ -178,8 +186,10 @@ class TrackRecorder:
         session_start: float,
         participant: str = "",
         track_id: str = "",
+        totals: RecordingTotals | None = None,
     ) -> None:
         self.codec = codec
+        self.totals = totals if totals is not None else RecordingTotals()
         self.kind = kind
         self._ffmpeg_codec, self._format, extension = container_for(codec)
         self.path = Path(str(stem) + extension)
@@ -252,6 +262,7 @@ class TrackRecorder:
         stream.time_base = MS_TIME_BASE
         self._container = container
         self._stream = stream
+        self.totals.files_opened += 1
         logger.info("recording %s (%s %s)", self.path, self.kind, self.codec)
 
     def _session_ms(self, when: float) -> float:
@@ -314,6 +325,7 @@ class TrackRecorder:
             self._last_step = pts - self._last_pts
         self._last_pts = pts
         self.frames += 1
+        self.totals.bytes_written += len(frame.data)
 
     def _close_container(self) -> bool:
         container, self._container = self._container, None

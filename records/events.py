@@ -44,8 +44,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
 
+from sqlalchemy import event as sa_event
 from sqlalchemy import insert as sa_insert
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, select
 
 from records.errors import ValidationError
@@ -242,8 +243,45 @@ def append_event_rows(session: Session, entries: Sequence[dict[str, Any]]) -> li
     session.flush()
     # One multi-row INSERT, not the ORM's unit of work (append-only rows need no ORM state).
     session.execute(sa_insert(Event.__table__), rows)
+    _note_pending(session.connection(), len(rows))
     logger.debug("appended %d events up to seq %d", len(rows), head.seq)
     return rows
+
+
+# --------------------------------------------------------------------------- counting appends
+
+_PENDING_APPENDS = "cloudseat_pending_event_appends"
+
+
+@dataclass
+class AppendCounter:
+    """Events committed through one engine since `count_appends` (a plain int, for metrics)."""
+
+    committed: int = 0
+
+
+def _note_pending(conn: Connection, count: int) -> None:
+    # Held on the connection until its transaction ends: only a commit makes them appended.
+    conn.info[_PENDING_APPENDS] = conn.info.get(_PENDING_APPENDS, 0) + count
+
+
+def count_appends(engine: Engine) -> AppendCounter:
+    """Count the events that `engine`'s transactions commit; rolled-back appends do not count.
+
+    Per engine, not per process: tests run several apps (engines) in one process, and the
+    command line's engines never install one.  The cost is a dict update per append batch.
+    """
+    counter = AppendCounter()
+
+    def committed(conn: Connection) -> None:
+        counter.committed += conn.info.pop(_PENDING_APPENDS, 0)
+
+    def rolled_back(conn: Connection) -> None:
+        conn.info.pop(_PENDING_APPENDS, None)
+
+    sa_event.listen(engine, "commit", committed)
+    sa_event.listen(engine, "rollback", rolled_back)
+    return counter
 
 
 def _prepared(

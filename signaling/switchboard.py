@@ -25,7 +25,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from records.errors import RecordsError
@@ -106,6 +106,15 @@ class LiveCall:
     clerk_id: int
 
 
+@dataclass
+class SwitchboardStats:
+    """Running totals of this node's routing, plain ints for metrics; never reset."""
+
+    offers: int = 0  # offers this node made (each rings one clerk once)
+    offers_expired: int = 0  # offers this node found unanswered at their deadline
+    abandons: dict[str, int] = field(default_factory=dict)  # reason -> calls that ended unanswered here
+
+
 @dataclass(frozen=True)
 class SwitchboardConfig:
     node_id: str
@@ -127,6 +136,7 @@ class Switchboard:
         self.ledger = ledger
         self.config = config
         self.node_id = config.node_id
+        self.stats = SwitchboardStats()
         self.booths: dict[int, Connection] = {}
         self.clerks: dict[int, Connection] = {}
         self.supervisors: dict[int, set[Connection]] = {}
@@ -468,11 +478,13 @@ class Switchboard:
         """One routing pass: expire lapsed offers, offer while possible, push positions."""
         released_at = time.time()
         for offer in await self.bus.expire_offers(now=released_at):
+            self.stats.offers_expired += 1
             await self._offer_expired(offer, released_at)
         while True:
             offer = await self.bus.route_once(timeout_s=self.config.offer_timeout_s)
             if offer is None:
                 break
+            self.stats.offers += 1
             await self._offer_made(offer)
         await self.push_positions()
 
@@ -726,6 +738,7 @@ class Switchboard:
             await self.ledger.abandoned(call.id, reason, actor, extra)
         except RecordsError:
             return False
+        self.stats.abandons[reason] = self.stats.abandons.get(reason, 0) + 1
         if offer is not None:
             await self.deliver(f"clerk:{offer.clerk_id}", push("offer.revoked", call_id=call.id, reason=reason))
             await self.deliver(f"clerk:{offer.clerk_id}", push("presence.state", status="available", reason=None))

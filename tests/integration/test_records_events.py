@@ -188,3 +188,23 @@ def test_case_counters_in_the_head_table_are_not_chains(records_engine):
     tamper(records_engine, "INSERT INTO chainhead (chain, seq, hash) VALUES ('case:xh:2026', 7, '')")
     fill(records_engine, 3)
     assert verify(records_engine).ok
+
+
+def test_count_appends_counts_committed_events_only(records_engine):
+    from records.events import append_events, count_appends
+
+    counter = count_appends(records_engine)
+    record(records_engine, kind="test.one")
+    with Session(records_engine) as session:
+        append_events(session, [dict(kind="test.batch"), dict(kind="test.batch", session_id="s-c")])
+        session.commit()
+    assert counter.committed == 3
+    with Session(records_engine) as session:
+        append_event(session, kind="test.rolled_back")
+        session.rollback()
+    with Session(records_engine) as session:
+        append_event(session, kind="test.never_committed")  # closed without commit: rolled back
+    record(records_engine, kind="test.two")
+    assert counter.committed == 4
+    with Session(records_engine) as session:
+        assert len(list_events(session)) == 4

@@ -50,6 +50,8 @@ def test_environment_is_read():
     ("TIMEZONE", "Mars/Olympus"),
     ("SECRET_KEY", "short"),
     ("LOG_LEVEL", "LOUD"),
+    ("LOG_FORMAT", "xml"),
+    ("METRICS_ALLOW", "prometheus.local"),
 ])
 def test_bad_values_name_the_variable(name, value):
     with pytest.raises(SettingsError) as info:
@@ -99,3 +101,13 @@ def test_trusted_proxies_are_networks_and_a_bad_one_names_the_variable():
     assert settings.trusted_proxies == ("10.0.0.5/32", "192.168.0.0/24", "::1/128")
     with pytest.raises(SettingsError, match="CLOUDSEAT_TRUSTED_PROXIES"):
         Settings.from_env({"CLOUDSEAT_TRUSTED_PROXIES": "nginx.local"})
+
+
+def test_log_format_and_metrics_allow():
+    defaults = Settings.from_env({})
+    assert defaults.log_format == "text"
+    assert defaults.metrics_allow == ("127.0.0.0/8", "::1/128")  # loopback only
+    s = Settings.from_env({"CLOUDSEAT_LOG_FORMAT": "JSON", "CLOUDSEAT_METRICS_ALLOW": "10.1.2.3, 10.9.0.0/16"})
+    assert s.log_format == "json"
+    assert s.metrics_allow == ("10.1.2.3/32", "10.9.0.0/16")
+    assert Settings.from_env({"CLOUDSEAT_METRICS_ALLOW": "none"}).metrics_allow == ()  # admins only
