@@ -98,8 +98,8 @@ OPERATIONS: dict[tuple[str, str], Op] = {
                                                                body=Body(JSON, {"checklist_code": "string"})),
     ("POST", "/api/seat/calls/{call_id}/decision"): Op(
         "Decide the case: 受理 (accept), 不予受理 (refuse) or 补正 (needs more materials); prints at the booth.",
-        "seat", body=Body(JSON, {"outcome": "string", "reason": "string", "missing_materials": "array"},
-                          ("outcome",))),
+        "seat", body=Body(JSON, {"outcome": "string", "reason": "string", "missing_materials": "array",
+                                 "accept_without": "array"}, ("outcome",))),
     # -- seat: supervision
     ("GET", "/supervise"): Op("The live wall of the regions this supervisor may see.", "supervise", produces=HTML),
     ("GET", "/supervise/sessions"): Op("The searchable session list.", "supervise", produces=HTML),
@@ -160,9 +160,9 @@ OPERATIONS: dict[tuple[str, str], Op] = {
                                                                    ("file", "call_id"))),
     ("GET", "/api/booth/print-jobs/{job_id:int}.pdf"): Op("A document to print (this booth's jobs only).", "booth",
                                                           produces="application/pdf"),
-    ("POST", "/api/booth/print-jobs/{job_id:int}/result"): Op("Report a print job printed or failed.", "booth",
-                                                              body=Body(JSON, {"status": "string", "error": "string"},
-                                                                        ("status",))),
+    ("POST", "/api/booth/print-jobs/{job_id:int}/result"): Op(
+        "Report a print job printed, failed, or handed to the browser's print dialog (browser).", "booth",
+        body=Body(JSON, {"status": "string", "error": "string"}, ("status",))),
 }
 
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?\}")
