@@ -3,6 +3,10 @@
 Seeds only an empty database, and writes the logins to `<data dir>/demo.json`
 so scripts and newcomers can drive the demo; a later start reads that file
 back instead of inventing new passwords.
+
+The demo's regions have no service hours (always open): a newcomer trying it at
+night must not be told the service is closed. `cloudseat admin load-catalog
+--regions` loads the sample regions with their real hours.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from records.catalog import (
     upsert_catalog,
     upsert_regions,
 )
-from records.models import Role, User
+from records.models import Region, Role, User
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +94,9 @@ def _seed(engine: Engine) -> DemoLogins:
     booths: list[dict[str, str]] = []
     with Session(engine) as session:
         upsert_regions(session, regions)
+        for row in session.exec(select(Region)):
+            row.service_hours = {}  # always open: the demo works at any hour; the sample file keeps real hours
+            session.add(row)
         upsert_catalog(session, catalog)
         for username, role, display, user_skills, user_regions in users_spec:
             password = _password()

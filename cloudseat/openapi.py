@@ -68,6 +68,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     # -- seat: login and home
     ("GET", "/"): Op("Redirect to the page of the caller's role (the login page when anonymous).", "auth",
                      produces=HTML, ok=303),
+    ("GET", "/favicon.ico"): Op("The site icon (browsers ask for it on every page).", "auth", produces="image/x-icon"),
     ("GET", "/login"): Op("The login form, with a fresh double-submit CSRF token.", "auth", query=("next",),
                           produces=HTML),
     ("POST", "/login"): Op("Check the password; on success open a browser session and set its cookie.", "auth",

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from pathlib import Path
+
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
 from signaling.access import resolve_principal
 from seat.auth_pages import home_of
+
+
+FAVICON = Path(__file__).parent / "static" / "img" / "favicon.ico"
+
+
+async def favicon(request: Request) -> Response:
+    """/favicon.ico: browsers ask for it on every page whatever the page links; a day's cache."""
+    return FileResponse(FAVICON, media_type="image/x-icon", headers={"Cache-Control": "public, max-age=86400"})
 
 
 async def root(request: Request) -> Response:

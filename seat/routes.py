@@ -14,6 +14,7 @@ from signaling.access import EVERYONE, STAFF, Kind, guarded_route
 def routes() -> list[BaseRoute]:
     return [
         guarded_route("/", home.root, allow=EVERYONE),
+        guarded_route("/favicon.ico", home.favicon, allow=EVERYONE),
         guarded_route("/login", auth_pages.login_page, allow=EVERYONE),
         guarded_route("/login", auth_pages.login_submit, allow=EVERYONE, methods=["POST"], name="login_submit"),
         guarded_route("/logout", auth_pages.logout, allow=STAFF, methods=["POST"]),

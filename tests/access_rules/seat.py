@@ -4,6 +4,7 @@ from tests.access_rules.common import ALL, B, C, STAFF
 
 TABLE = {
     ("GET", "/", "/"): ALL,
+    ("GET", "/favicon.ico", "/favicon.ico"): ALL,
     ("GET", "/login", "/login"): ALL,
     ("POST", "/login", "/login"): ALL,
     ("POST", "/logout", "/logout"): STAFF,

@@ -124,3 +124,14 @@ async def test_socket_role_matrix(demo_server, kind):
                     await asyncio.wait_for(ws.recv(), 5)
                 expected = CLOSE_UNAUTHORIZED if kind == A else CLOSE_FORBIDDEN
                 assert ws.close_code == expected, f"{kind} on {path}: closed {ws.close_code}"
+
+
+def test_the_favicon_is_served_to_everyone(demo_server):
+    import httpx
+
+    server, _logins = demo_server
+    icon = httpx.get(f"{server.url}/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/x-icon"
+    assert icon.content[:4] == b"\x00\x00\x01\x00"  # an ICO header
+    svg = httpx.get(f"{server.url}/static/seat/img/favicon.svg")
+    assert svg.status_code == 200 and svg.text.startswith("<svg")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -12,7 +13,16 @@ from pathlib import Path
 
 import httpx
 
+from signaling.protocol_client import ProtocolClient
 from tests.web_clients import login
+
+
+async def _booth_welcome(url: str, token: str) -> dict:
+    client = await ProtocolClient.connect(url, "booth", token=token, origin=url)
+    try:
+        return client.welcome
+    finally:
+        await client.close()
 
 
 def _free_port() -> int:
@@ -58,6 +68,9 @@ def test_demo_serves_and_writes_its_logins(tmp_path):
         booth = demo["booths"][0]
         booth_me = httpx.get(f"{url}/api/me", headers={"authorization": f"Bearer {booth['token']}"}).json()
         assert booth_me["region"] == booth["region"]
+        # The demo is open at any hour (this test runs day and night): the booth's welcome says open.
+        welcome = asyncio.run(_booth_welcome(url, booth["token"]))
+        assert welcome["service"]["open"] is True and welcome["service"]["next_opening"] is None
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=20)
