@@ -353,13 +353,13 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     payload = {"ok": report.ok, "first_break": report.first_break,
                "checked_events": report.checked_events, "checked_files": report.checked_files,
                "checked_purges": report.checked_purges, "checked_manifests": report.checked_manifests,
-               "checked_accesses": report.checked_accesses}
+               "checked_accesses": report.checked_accesses, "problems": list(report.problems)}
     if report.ok:
         human = (f"ok: {report.checked_events} events, {report.checked_files} files, "
                  f"{report.checked_manifests} manifests, {report.checked_purges} purged files and "
                  f"{report.checked_accesses} access events verified")
     else:
-        human = f"BROKEN: {report.first_break}"
+        human = "\n".join([f"BROKEN: {report.first_break}", *(f"also: {p}" for p in report.problems[1:])])
     _emit(args, payload, human)
     return EXIT_OK if report.ok else EXIT_CHECK_FAILED
 

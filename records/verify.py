@@ -1,7 +1,7 @@
 """`cloudseat verify`: check every event chain, every stored file, and what the log says of them.
 
 Read-only.  Names the first break in one human line so an operator knows
-where to look.  Order: the chains (a broken log makes every later
+where to look, and every problem found after it, one line each.  Order: the chains (a broken log makes every later
 statement doubtful), every unpurged file's SHA-256, purges (each purged
 row has its purge event and no file; each purge event's row is purged),
 recording manifests (each logged manifest has its logged hash, and each
@@ -34,7 +34,12 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class VerifyReport:
-    """Outcome of `verify_all`; `first_break` is one human line or None."""
+    """Outcome of `verify_all`; `first_break` is one human line or None.
+
+    `problems` names every problem found, one line each, first break first: a chain's first
+    break (later links of a broken chain prove nothing), every file whose bytes changed or went
+    missing, and the first problem of each further check.
+    """
 
     ok: bool
     first_break: str | None
@@ -43,6 +48,7 @@ class VerifyReport:
     checked_purges: int = 0  # purged rows (each against its event and the store)
     checked_manifests: int = 0
     checked_accesses: int = 0
+    problems: tuple[str, ...] = ()
 
 
 def _stored_files(session: Session) -> Iterator[tuple[str, int | None, str, str]]:
@@ -75,26 +81,26 @@ def verify_all(session: Session, store: FileStore) -> VerifyReport:
     whole store, and every check runs; only the first problem is named.
     """
     chains = verify_chains(session)
-    first = chains.first_break.describe() if chains.first_break else None
+    problems: list[str] = [chains.first_break.describe()] if chains.first_break else []
     checked_files = 0
     for label, row_id, path, sha256 in _stored_files(session):
         checked_files += 1
         problem = check_file(store, path, sha256)
         if problem is not None:
             logger.warning("%s %s %s: %s", label, row_id, path, problem)
-            if first is None:
-                first = f"{label} {row_id} {path}: {problem}"
+            problems.append(f"{label} {row_id} {path}: {problem}")
     counts: dict[str, int] = {}
     for name, check in (("purges", check_purges), ("manifests", check_manifests), ("accesses", check_accesses)):
         count, problem = check(session, store)
         counts[name] = count
         if problem is not None:
             logger.warning("verify: %s", problem)
-            first = first or problem
-    return VerifyReport(ok=first is None, first_break=_one_line(first) if first else None,
+            problems.append(problem)
+    lines = tuple(_one_line(p) for p in problems)
+    return VerifyReport(ok=not lines, first_break=lines[0] if lines else None,
                         checked_events=chains.checked_events, checked_files=checked_files,
                         checked_purges=counts["purges"], checked_manifests=counts["manifests"],
-                        checked_accesses=counts["accesses"])
+                        checked_accesses=counts["accesses"], problems=lines)
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
