@@ -1,8 +1,9 @@
-"""A server killed with SIGKILL mid-call: on restart its recordings are recovered and registered.
+"""A server killed with SIGKILL mid-call: on restart its case is there and its recordings are recovered.
 
 A real `cloudseat serve` process (single node, in-process bus, SQLite in its
-data dir) carries a call with media from the simulated booth and clerk for
-about 8 s, then gets SIGKILL.  Started again on the same data dir, it finds
+data dir) carries a call with media from the simulated booth and clerk; the
+clerk accepts (受理) the application, opening a case, and 15 s into the media
+the server gets SIGKILL.  The case and its events are there after the restart.  Started again on the same data dir, it finds
 the room it never closed (no manifest), remuxes the files (`recover_unclosed`)
 and registers them as recovered: the files play to within 3 s of the kill,
 their hashes are in the manifest and in the log (`recording.added`), the
@@ -20,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +33,18 @@ from booth.simulator import BoothPlan, run_booth
 from cloudseat.settings import Settings
 from media.synthetic import read_burnt_in
 from records.db import make_engine
-from records.models import Event, Recording
+from records.models import CallSession, Case, CaseStatus, Event, Recording, ServiceItem
 from seat.simulator import SeatPlan, run_seat
 from signaling.protocol_media import MediaPeer
 from tests.cluster import Node, free_port
 from tests.media_helpers import wait_until
 from tests.signaling_fixtures import PASSWORD, seed_world
+from tests.web_clients import login
 
 pytestmark = pytest.mark.asyncio
 
-KILL_AFTER = 8.0  # seconds of media before the kill
+KILL_AFTER = 15.0  # seconds of media before the kill
+MIN_PLAY_S = 12.0  # what the recovered face and camera tracks must play for
 MAX_LOSS = 3.0
 
 
@@ -60,6 +64,43 @@ def _last_clock_ms(path: Path) -> int:
             except ValueError:
                 continue
     return last
+
+
+def _play_s(path: Path) -> float:
+    """How long the file's video plays: last frame time minus first."""
+    times: list[float] = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(container.streams.video[0]):
+            if frame.time is not None:
+                times.append(float(frame.time))
+    return max(times) - min(times) if times else 0.0
+
+
+def _accept(url: str, call_id: str, settings: Settings) -> str:
+    """The clerk accepts (受理) over HTTP, confirming the mandatory materials not captured; the case number."""
+    engine = make_engine(settings.database_url)
+    try:
+        with Session(engine) as session:
+            call = session.get(CallSession, call_id)
+            item = session.get(ServiceItem, call.item_code)
+            waived = [str(m["code"]) for m in item.materials if m.get("mandatory")]
+    finally:
+        engine.dispose()
+    with closing(login(url, "c1", PASSWORD)) as c1:
+        decided = c1.post(f"/api/seat/calls/{call_id}/decision", json={"outcome": "accept", "accept_without": waived})
+    assert decided.status_code == 201, decided.text
+    return str(decided.json()["case"]["number"])
+
+
+def _case(settings: Settings, number: str) -> tuple[Case, list[Event]]:
+    engine = make_engine(settings.database_url)
+    try:
+        with Session(engine) as session:
+            case = session.exec(select(Case).where(Case.number == number)).one()
+            events = list(session.exec(select(Event).where(Event.session_id == case.session_id)))
+            return case, events
+    finally:
+        engine.dispose()
 
 
 def _load(settings: Settings, call_id: str) -> tuple[list[Recording], list[Event]]:
@@ -96,6 +137,7 @@ async def test_a_killed_server_recovers_the_call_recordings_on_restart(tmp_path:
         booth = next(p for p in peers if any(o.name == "face" for o in p.outgoing))
         await booth.wait_frames("clerk-camera", 10, 20)
         assert booth.connected_at is not None
+        number = await asyncio.to_thread(_accept, node.url, booth.call_id, settings)
         await asyncio.sleep(max(0.0, booth.connected_at + KILL_AFTER - time.time()))  # the scenario's timeline
         killed_at = time.time()
         node.kill(signal.SIGKILL)
@@ -134,6 +176,14 @@ async def test_a_killed_server_recovers_the_call_recordings_on_restart(tmp_path:
         if r.track in ("booth-face", "clerk-camera"):
             lost_s = killed_at - _last_clock_ms(path) / 1000.0
             assert lost_s <= MAX_LOSS, (r.track, lost_s)
+
+    plays = {r.track: _play_s(data_dir / "files" / r.path) for r in recordings if r.track in ("booth-face", "clerk-camera")}
+    print(json.dumps({"figure": "kill -9 mid-call", "media_before_kill_s": KILL_AFTER,
+                      "recovered_play_s": {t: round(v, 2) for t, v in sorted(plays.items())}}))
+    assert min(plays.values()) >= MIN_PLAY_S, plays
+    case, case_events = await asyncio.to_thread(_case, settings, number)
+    assert case.session_id == call_id and case.status is CaseStatus.ACCEPTED
+    assert {"case.opened", "case.accepted_without_materials"} <= {e.kind for e in case_events}
 
     verify = subprocess.run([sys.executable, "-m", "cloudseat", "verify", "--json"], env=env,
                             capture_output=True, text=True, timeout=120)
