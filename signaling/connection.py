@@ -15,7 +15,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from signaling.access import Principal
 from signaling.protocol import CLOSE_POLICY, encode
@@ -133,8 +133,9 @@ class Connection:
                     await self.close_now(self.close_code or 1000)
                     return
                 await self.websocket.send_text(text)
-        except (RuntimeError, OSError, asyncio.CancelledError):
-            # The peer went away while we wrote; the read loop notices and cleans up.
+        except (RuntimeError, OSError, asyncio.CancelledError, WebSocketDisconnect):
+            # The peer went away while we wrote (or the server is stopping and closed it): the
+            # read loop notices and cleans up. Nothing to log: it is not a fault of ours.
             self.closed.set()
         except Exception:  # noqa: BLE001 - a writer must never take the node down
             logger.exception("%s: writer failed", self.key)
