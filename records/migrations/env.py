@@ -1,0 +1,28 @@
+"""Alembic environment: runs on the connection `records.migrate` hands over.
+
+`records.migrate` puts an open connection (inside its transaction, holding
+the migration lock) into `config.attributes["connection"]`; nothing here
+opens its own.  SQLite gets batch mode, so a future ALTER that SQLite cannot
+do in place is rendered as copy-and-rename.
+"""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlmodel import SQLModel
+
+from records import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+
+config = context.config
+connection = config.attributes.get("connection")
+if connection is None:
+    raise RuntimeError("run migrations through records.migrate (cloudseat admin migrate), not the alembic command")
+
+context.configure(
+    connection=connection,
+    target_metadata=SQLModel.metadata,
+    render_as_batch=connection.dialect.name == "sqlite",
+    compare_type=True,
+)
+with context.begin_transaction():
+    context.run_migrations()
