@@ -98,6 +98,7 @@ def fill_every_table(engine: Engine, store: Any) -> dict[str, Any]:
     today's models, so a revision that adds a column must give it a default
     (or this must insert the older layout itself).
     """
+    import json
     from datetime import date, datetime, timedelta, timezone
 
     from records import alerts, cases, materials, printjobs, ratings, recordings
@@ -111,10 +112,17 @@ def fill_every_table(engine: Engine, store: Any) -> dict[str, Any]:
         mats = [materials.add_material(session, store, session_id=call_id, kind="capture", data=_png(c),
                                        content_type="image/png", checklist_code="id_card", actor="booth:1")
                 for c in [(255, 0, 0), (0, 0, 255)]]
-        stored = store.put_bytes("recordings", b"\x1aE\xdf\xa3 not really matroska " + secrets.token_bytes(64),
-                                 ".webm")
+        # A recording folder as the media hub leaves it: a track file and manifest.json listing it.
+        track_path, manifest_path = f"recordings/{call_id}/booth-face.webm", f"recordings/{call_id}/manifest.json"
+        store.absolute(track_path).parent.mkdir(parents=True, exist_ok=True)
+        store.absolute(track_path).write_bytes(b"\x1aE\xdf\xa3 not really matroska " + secrets.token_bytes(64))
         recording = recordings.add_recording(session, store, session_id=call_id, track="booth-face",
-                                             path=stored.path, codec="VP8", duration_s=12.5)
+                                             path=track_path, codec="VP8", duration_s=12.5)
+        manifest = {"room": call_id, "files": [{"path": "booth-face.webm", "sha256": recording.sha256}]}
+        store.absolute(manifest_path).write_text(json.dumps(manifest), encoding="utf-8")
+        append_event(session, kind="recording.finished", session_id=call_id, booth_id=ids["booth_id"],
+                     data={"manifest": manifest_path, "manifest_sha256": store.sha256_of(manifest_path),
+                           "files": [{"recording_id": recording.id, "sha256": recording.sha256}]})
         case = cases.open_case(session, call_session_id=call_id, item_code=ids["item_code"],
                                region_code=ids["region_code"], booth_id=ids["booth_id"], clerk_id=ids["clerk_id"],
                                status=CaseStatus.ACCEPTED, decided_at=datetime.now(timezone.utc),
