@@ -181,3 +181,107 @@ async def test_a_backup_taken_while_serving_restores_to_a_copy_that_verifies(pla
     assert count(target, Material) < count(live, Material)
     assert (target.data_dir / "secret_key").read_text() == (live.data_dir / "secret_key").read_text()
     assert cli(live, "verify").returncode == 0
+
+
+# --------------------------------------------------------------------------- refusals, integrity, older schemas
+
+def filled(settings: Settings, *, revision: str | None = None) -> dict[str, Any]:
+    """A deployment with a row in every table and its files, no server; at head or at `revision`."""
+    from cloudseat.settings import ensure_secret_key
+    from records import migrate
+    from records.db import create_schema
+
+    ensure_secret_key(settings)  # as the first `cloudseat serve` does
+    engine = make_engine(settings.database_url)
+    try:
+        if revision is None:
+            create_schema(engine)
+        else:
+            migrate.upgrade(engine, revision)
+        return fill_every_table(engine, FileStore(settings.data_dir / "files"))
+    finally:
+        engine.dispose()
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], code: int) -> str:
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
+
+
+def test_restore_refuses_a_target_that_is_not_empty_unless_forced(places, tmp_path):
+    live, target = places
+    filled(live)
+    assert cli(live, "admin", "backup", str(tmp_path / "b")).returncode == 0
+    assert cli(target, "admin", "restore", str(tmp_path / "b")).returncode == 0
+    line = one_line_error(cli(target, "admin", "restore", str(tmp_path / "b")), 2)
+    assert "target_not_empty" in line and "--force" in line
+    stray = target.data_dir / "files" / "materials" / "zz" / "stray.png"
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"not from the backup")
+    (target.data_dir / "secret_key").write_text("x" * 40)
+    forced = cli(target, "admin", "restore", str(tmp_path / "b"), "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert not stray.exists()
+    assert (target.data_dir / "secret_key").read_text() == (live.data_dir / "secret_key").read_text()
+    assert cli(target, "verify").returncode == 0
+    assert chain(target) == chain(live)
+
+
+def test_a_damaged_backup_is_refused_before_the_target_is_touched(tmp_path):
+    live = Settings(data_dir=tmp_path / "live")
+    target = Settings(data_dir=tmp_path / "restored")
+    filled(live)
+    backup_dir = tmp_path / "b"
+    assert cli(live, "admin", "backup", str(backup_dir)).returncode == 0
+    manifest = json.loads((backup_dir / "manifest.json").read_text(encoding="utf-8"))
+    victim = backup_dir / "files" / manifest["files"][1]["path"]
+    victim.write_bytes(victim.read_bytes() + b"!")
+    line = one_line_error(cli(target, "admin", "restore", str(backup_dir)), 1)
+    assert "hash_mismatch" in line and manifest["files"][1]["path"] in line
+    assert not target.data_dir.joinpath("cloudseat.db").exists() and not target.data_dir.joinpath("files").exists()
+    (backup_dir / "manifest.json").unlink()
+    assert "not_a_backup" in one_line_error(cli(target, "admin", "restore", str(backup_dir)), 2)
+    assert "not_a_backup" in one_line_error(cli(target, "admin", "restore", str(tmp_path / "nowhere")), 2)
+
+
+def test_backup_refuses_a_used_directory_and_fails_on_a_missing_file(tmp_path):
+    live = Settings(data_dir=tmp_path / "live")
+    filled(live)
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "something").write_text("x")
+    assert "backup_dir_not_empty" in one_line_error(cli(live, "admin", "backup", str(used)), 2)
+    engine = make_engine(live.database_url)
+    with Session(engine) as session:
+        material = session.exec(select(Material).order_by(col(Material.id))).first()
+    engine.dispose()
+    (live.data_dir / "files" / material.path).unlink()
+    line = one_line_error(cli(live, "admin", "backup", str(tmp_path / "b")), 1)
+    assert "file_missing" in line and material.path in line
+    assert not (tmp_path / "b").exists()  # no half backup left that looks like one
+    empty = Settings(data_dir=tmp_path / "none")
+    assert "no_database" in one_line_error(cli(empty, "admin", "backup", str(tmp_path / "c")), 2)
+
+
+def test_a_backup_of_an_older_schema_restores_and_migrates(places, tmp_path):
+    live, target = places
+    filled(live, revision="0001")
+    assert cli(live, "admin", "backup", str(tmp_path / "b")).returncode == 0
+    restored = cli(target, "admin", "restore", str(tmp_path / "b"), "--json")
+    assert restored.returncode == 0, restored.stderr
+    assert json.loads(restored.stdout)["schema_revision"] == "0001" and json.loads(restored.stdout)["needs_migrate"]
+    assert "cloudseat admin migrate" in one_line_error(cli(target, "verify"), 2)
+    assert cli(target, "admin", "migrate").returncode == 0
+    assert cli(target, "verify").returncode == 0
+    assert chain(target) == chain(live)
+
+
+def test_a_backup_restores_only_into_its_own_kind_of_database(tmp_path, new_pg_database):
+    live = Settings(data_dir=tmp_path / "live")
+    filled(live)
+    assert cli(live, "admin", "backup", str(tmp_path / "b")).returncode == 0
+    target = Settings(data_dir=tmp_path / "restored", database_url=new_pg_database())
+    line = one_line_error(cli(target, "admin", "restore", str(tmp_path / "b")), 2)
+    assert "kind_mismatch" in line and "sqlite" in line
