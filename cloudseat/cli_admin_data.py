@@ -41,14 +41,12 @@ def register(admin_cmds: Any) -> None:
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     from records.db import make_engine
-    from records.migrate import SchemaError, upgrade
+    from records.migrate import upgrade
 
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # keep "Running upgrade ..." lines only
     engine = make_engine(settings.database_url)
     try:
-        result = upgrade(engine)
-    except SchemaError as exc:
-        raise CommandError(f"{exc.code}: {exc.message}") from None
+        result = _run(lambda: upgrade(engine))
     finally:
         engine.dispose()
     if result.applied:
@@ -61,23 +59,25 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-
 def _data_paths(settings: Settings) -> tuple[Path, dict[str, Path]]:
     """The file store's root and the extras of the data dir a backup keeps (the secret key)."""
     return settings.data_dir / "files", {SECRET_KEY_FILE: settings.data_dir / SECRET_KEY_FILE}
 
 
 def _run(action: Callable[[], Any]) -> Any:
-    """Run a backup or restore step; its refusals and failures become one line (exit 2, or 1 for integrity)."""
+    """Run a migrate, backup or restore; refusals and failures become one line (exit 2, or 1 for integrity)."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from records.backup import BackupError
+    from records.errors import RecordsError
 
     try:
         return action()
     except BackupError as exc:
         if exc.integrity:
             raise CheckFailed(f"{exc.code}: {exc.message}") from None
+        raise CommandError(f"{exc.code}: {exc.message}") from None
+    except RecordsError as exc:  # records.migrate.SchemaError: behind, unknown, not adoptable
         raise CommandError(f"{exc.code}: {exc.message}") from None
     except (OSError, SQLAlchemyError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
