@@ -155,22 +155,47 @@ def _stamp(conn: Connection, revision: str) -> None:
 
 # --------------------------------------------------------------------------- upgrading (imports Alembic)
 
-def alembic_config(conn: Connection) -> Config:
+def alembic_config(conn: Connection, scripts: Path = MIGRATIONS_DIR) -> Config:
     """An Alembic config for the packaged scripts that runs on `conn` (see migrations/env.py)."""
     from alembic.config import Config
 
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", str(scripts))
     config.attributes["connection"] = conn
     return config
 
 
-def script_revisions() -> list[str]:
+def script_revisions(scripts: Path = MIGRATIONS_DIR) -> list[str]:
     """Every revision in migrations/versions, oldest first."""
     from alembic.script import ScriptDirectory
 
-    script = ScriptDirectory(str(MIGRATIONS_DIR))
+    script = ScriptDirectory(str(scripts))
     return [s.revision for s in reversed(list(script.walk_revisions()))]
+
+
+def draft_revision(message: str, scripts: Path = MIGRATIONS_DIR) -> Path:
+    """Write the next revision (`000N_<slug>.py`) with what the models changed since head, for a developer to edit.
+
+    Compares the models with a scratch in-memory SQLite database built by the
+    migrations, so it needs no server; the ops are rendered in batch mode,
+    which runs on PostgreSQL as well.  Read the draft before committing it,
+    and bump HEAD_REVISION and _OLDER_REVISIONS (a test insists).
+    """
+    from alembic import command
+
+    known = script_revisions(scripts)
+    rev_id = f"{int(known[-1]) + 1:04d}"
+    scratch = create_engine("sqlite://")
+    try:
+        with scratch.begin() as conn:
+            config = alembic_config(conn, scripts)
+            command.upgrade(config, "head")
+            script = command.revision(config, message=message, autogenerate=True, rev_id=rev_id)
+    finally:
+        scratch.dispose()
+    if script is None or isinstance(script, list):
+        raise RuntimeError("alembic wrote no single revision")
+    return Path(script.path)
 
 
 def upgrade(engine: Engine, revision: str = "head") -> MigrationResult:
@@ -263,3 +288,12 @@ def layout_differences(expected: Layout, actual: Layout) -> list[str]:
         problems += [f"table {table} lacks index {i}" for i in sorted(want_ix - have_ix)]
         problems += [f"table {table} has an unknown index {i}" for i in sorted(have_ix - want_ix)]
     return problems
+
+
+if __name__ == "__main__":  # python -m records.migrate "add booth.model column": drafts the next revision
+    import sys
+
+    if len(sys.argv) != 2 or not sys.argv[1].strip():
+        print("usage: python -m records.migrate MESSAGE", file=sys.stderr)
+        raise SystemExit(2)
+    print(draft_revision(sys.argv[1]))

@@ -216,3 +216,19 @@ def test_admin_migrate_upgrades_and_commands_refuse_until_then(engine, database_
     again = cli(data_dir, database_url, "admin", "migrate")
     assert again.returncode == 0 and "already at revision 0002" in again.stdout
     assert cli(data_dir, database_url, "verify").returncode == 0
+
+
+def test_a_drafted_revision_follows_head_and_is_empty_while_the_models_match(tmp_path):
+    import shutil
+
+    scripts = tmp_path / "migrations"
+    shutil.copytree(migrate.MIGRATIONS_DIR, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    path = migrate.draft_revision("nothing changed", scripts)
+    assert path.parent == scripts / "versions" and path.name.startswith("0003_")
+    source = path.read_text(encoding="utf-8")
+    assert 'revision: str = "0003"' in source or "revision: str = '0003'" in source
+    assert "down_revision: str | None = '0002'" in source or 'down_revision: str | None = "0002"' in source
+    upgrade = source.split("def upgrade() -> None:\n", 1)[1].split("\ndef ", 1)[0]
+    assert [line.strip() for line in upgrade.splitlines() if line.strip() and not line.strip().startswith("#")] \
+        == ["pass"]
+    assert migrate.script_revisions(scripts) == [*migrate.script_revisions(), "0003"]
