@@ -158,6 +158,8 @@ def _parser() -> argparse.ArgumentParser:
     hold.add_argument("--reason", required=True, help="why (a court order, a complaint ...); logged")
     hold.add_argument("--json", action="store_true")
     hold.set_defaults(handler=cmd_legal_hold)
+    from cloudseat.cli_admin_data import register  # admin migrate, backup, restore
+    register(admin_cmds)
     return parser
 
 
@@ -172,9 +174,14 @@ def _iso_datetime(value: str) -> datetime:
 
 def _engine(settings: Settings) -> Engine:
     from records.db import create_schema, make_engine
+    from records.migrate import SchemaError
 
     engine = make_engine(settings.database_url)
-    create_schema(engine)
+    try:
+        create_schema(engine)
+    except SchemaError as exc:  # behind head or unknown: the message names `cloudseat admin migrate`
+        engine.dispose()
+        raise CommandError(exc.message) from None
     return engine
 
 
@@ -227,6 +234,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             claim_sync(settings.redis_url, settings.redis_prefix, settings.node_id, node_nonce)
         except NodeIdTaken as exc:
             raise CommandError(str(exc)) from None
+    _engine(settings).dispose()  # a schema the lifespan would refuse: one line and exit 2, not a traceback
     app = create_app(settings, node_nonce=node_nonce)
     settle_for_serving()
     # loop and http stay "auto": uvloop and httptools (dependencies) when installed, asyncio and h11 if not

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
 from records import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
@@ -76,8 +76,15 @@ def read_only(engine: Engine) -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create missing tables (idempotent)."""
-    SQLModel.metadata.create_all(engine)
+    """Make a new empty database at the newest schema revision; leave one at it alone.
+
+    Refuses (records.migrate.SchemaError, one message naming the command to
+    run) a database behind it, at an unknown revision, or made before
+    migrations: `cloudseat admin migrate` upgrades those.
+    """
+    from records.migrate import ensure_schema  # records.migrate imports this module
+
+    ensure_schema(engine)
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -190,7 +190,8 @@ class Case(SQLModel, table=True):
     # Printed on the receipt; with the case number it opens the public progress page.
     progress_code: str = Field(max_length=16)
     legal_hold: bool = False
-    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    # Indexed (revision 0002): statistics select a period's cases by it.
+    created_at: datetime = Field(default_factory=utcnow, index=True, sa_type=DateTime(timezone=True))
     updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
 
 
