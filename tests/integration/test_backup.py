@@ -101,7 +101,11 @@ async def served_call(w: World, booth: Any, clerk: Any, b1: Any, c1: Any, n: int
     made = await asyncio.to_thread(b1.post, "/api/booth/materials", data={"call_id": call_id},
                                    files={"file": ("doc.png", png(n), "image/png")})
     assert made.status_code == 201, made.text
-    decided = await asyncio.to_thread(c1.post, f"/api/seat/calls/{call_id}/decision", json={"outcome": "accept"})
+    ticked = await asyncio.to_thread(c1.post, f"/api/seat/materials/{made.json()['material_id']}/tick",
+                                     json={"checklist_code": "id_card"})
+    assert ticked.status_code == 200, ticked.text
+    decided = await asyncio.to_thread(c1.post, f"/api/seat/calls/{call_id}/decision",
+                                      json={"outcome": "accept", "accept_without": ["photo"]})  # confirmed, logged
     assert decided.status_code == 201, decided.text
     job_id = decided.json()["print_job"]["id"]
     await booth.wait_for("print.request", lambda m: m["call_id"] == call_id)
