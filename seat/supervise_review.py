@@ -60,7 +60,7 @@ from records.review import (
 )
 from seat.scope import visible_regions
 from signaling.access import Kind, Principal, guarded_route
-from signaling.json_api import ApiError, respond, transact, uuid_param
+from signaling.json_api import ApiError, query_day, respond, transact, uuid_param
 
 T = TypeVar("T")
 
@@ -157,10 +157,7 @@ def _int(name: str, raw: str, low: int, high: int) -> int:
 
 
 def _day(name: str, raw: str) -> date:
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise ApiError(400, "invalid", f"{name} must be a date YYYY-MM-DD") from None
+    return query_day(raw, name)
 
 
 @dataclass(frozen=True)

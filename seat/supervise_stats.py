@@ -41,9 +41,8 @@ from records.statistics import (DEFAULT_SL_THRESHOLD_S, Dimension, Figures, Peri
                                 StatsRow, compute_statistics)
 from seat.scope import visible_regions
 from signaling.access import SUPERVISION, guarded_route
-from signaling.json_api import ApiError, respond
+from signaling.json_api import ApiError, query_day, respond
 
-DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 THRESHOLD_RE = re.compile(r"\d{1,3}")
 MAX_THRESHOLD_S = 600
 DEFAULT_DAYS = 7
@@ -67,12 +66,7 @@ def _today(tz: str) -> date:
 def _date_param(raw: str | None, name: str) -> date | None:
     if raw is None or raw == "":
         return None
-    try:
-        if not DATE_RE.fullmatch(raw):
-            raise ValueError(raw)
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise ApiError(400, "invalid_date", f"{name} must be a date YYYY-MM-DD") from None
+    return query_day(raw, name, code="invalid_date")
 
 
 def parse_query(request: Request) -> StatsQuery:

@@ -8,8 +8,10 @@ every API answers errors in the same `{"error": {"code", "message"}}` shape.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import date
 from typing import Any, TypeVar
 
 from sqlmodel import Session
@@ -92,3 +94,23 @@ def uuid_param(request: Request, name: str = "call_id") -> str:
     if value != raw:
         raise ApiError(400, "invalid", f"{name} must be a lowercase UUID")
     return value
+
+
+_DAY_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# Days a query may name: wide enough for any record, narrow enough that a range's arithmetic and
+# its conversion to UTC cannot overflow Python's dates (year 1 or 9999 would: a 500 otherwise).
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(9000, 12, 31)
+
+
+def query_day(raw: str, name: str, *, code: str = "invalid") -> date:
+    """A `YYYY-MM-DD` query value (only that form: Python 3.11 would also take `20261207` or a
+    week date) between FIRST_DAY and LAST_DAY; ApiError 400 `code` naming `name` otherwise."""
+    try:
+        if not _DAY_RE.fullmatch(raw):
+            raise ValueError(raw)
+        day = date.fromisoformat(raw)
+    except ValueError:
+        raise ApiError(400, code, f"{name} must be a date YYYY-MM-DD") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ApiError(400, code, f"{name} must be between {FIRST_DAY} and {LAST_DAY}")
+    return day

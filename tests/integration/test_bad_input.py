@@ -14,8 +14,8 @@ from contextlib import closing
 import pytest
 
 from records.models import Event
-from tests.signaling_fixtures import rows, world
-from tests.web_clients import booth_client
+from tests.signaling_fixtures import PASSWORD, rows, world
+from tests.web_clients import booth_client, login
 
 CALL = "00000000-0000-4000-8000-000000000000"
 BIG = 2**63
@@ -120,4 +120,25 @@ def test_http_apis_refuse_surrogates_and_huge_ids_as_invalid(app_settings, caplo
             # A huge id that fits is simply not found, as before.
             response = booth.post(f"/api/booth/print-jobs/{BIG - 1}/result", json={"status": "printed"})
             assert response.status_code == 404
+    assert_no_error_logged(caplog)
+
+
+@pytest.mark.parametrize("path, code", [("/api/supervise/stats", "invalid_date"), ("/api/supervise/stats.csv", "invalid_date"),
+                                        ("/api/supervise/sessions", "invalid")])
+def test_date_query_parameters_at_the_edges_of_the_calendar_are_refused_not_a_500(app_settings, caplog, path, code):
+    with world(app_settings) as w, closing(login(w.url, "sup", PASSWORD)) as sup:
+        for name in ("from", "to"):
+            for raw in ("0001-01-01", "9999-12-31", "20261207", "2026-W49-1", "2026-02-30", "２０２６-01-01"):
+                response = sup.get(path, params={name: raw})
+                assert response.status_code == 400, (name, raw, response.status_code, response.text[:200])
+                assert response.json()["error"]["code"] == code and name in response.json()["error"]["message"]
+        assert sup.get(path, params={"from": "2026-01-01", "to": "2026-01-31"}).status_code == 200
+    assert_no_error_logged(caplog)
+
+
+@pytest.mark.parametrize("path", ["/supervise/stats", "/supervise/sessions"])
+def test_date_query_parameters_of_the_pages_are_refused_not_a_500(app_settings, caplog, path):
+    with world(app_settings) as w, closing(login(w.url, "sup", PASSWORD)) as sup:
+        page = sup.get(path, params={"to": "9999-12-31"}, headers={"accept": "text/html"})
+        assert page.status_code == 400, page.status_code
     assert_no_error_logged(caplog)
