@@ -1,6 +1,9 @@
 """The OpenAPI 3.1 document of the HTTP side, served at `/openapi.json`.
 
-Hand-kept on purpose: `OPERATIONS` below says, per (method, declared path), what the
+Hand-kept on purpose: `SESSION_QUERY = ("from", "to", "booth", "region", "clerk", "item", "outcome", "rating", "has_alert", "page", "per_page")
+STATS_QUERY = ("from", "to", "period", "by", "sl_threshold_s")
+
+OPERATIONS` below says, per (method, declared path), what the
 operation is for, its query parameters, its request body and what it answers.  What the
 routes themselves know is not written twice: path parameters (and `:int`) come from the
 declared path, and who may call an operation (`x-cloudseat-roles`, `security`) from the
@@ -56,6 +59,9 @@ class Op:
     extra_responses: dict[int, str] = field(default_factory=dict)
 
 
+SESSION_QUERY = ("from", "to", "booth", "region", "clerk", "item", "outcome", "rating", "has_alert", "page", "per_page")
+STATS_QUERY = ("from", "to", "period", "by", "sl_threshold_s")
+
 OPERATIONS: dict[tuple[str, str], Op] = {
     # -- cloudseat: probes, metrics, this document
     ("GET", "/healthz"): Op("The process is up and serving.", "operations"),
@@ -103,12 +109,11 @@ OPERATIONS: dict[tuple[str, str], Op] = {
                                  "accept_without": "array"}, ("outcome",))),
     # -- seat: supervision
     ("GET", "/supervise"): Op("The live wall of the regions this supervisor may see.", "supervise", produces=HTML),
-    ("GET", "/supervise/sessions"): Op("The searchable session list.", "supervise", produces=HTML),
+    ("GET", "/supervise/sessions"): Op("The searchable session list.", "supervise", produces=HTML,
+                                       query=SESSION_QUERY),
     ("GET", "/supervise/sessions/{call_id}"): Op("One session's review page: time line, player, materials, case, "
                                                  "rating.", "supervise", produces=HTML),
-    ("GET", "/api/supervise/sessions"): Op("Search sessions.", "supervise",
-                                           query=("from", "to", "booth", "region", "clerk", "item", "outcome",
-                                                  "rating", "has_alert", "page", "per_page")),
+    ("GET", "/api/supervise/sessions"): Op("Search sessions.", "supervise", query=SESSION_QUERY),
     ("GET", "/api/supervise/sessions/{call_id}"): Op("The whole review of one session.", "supervise"),
     ("GET", "/api/supervise/recordings/{recording_id:int}"): Op("A recorded track's file (HTTP Range); a playback "
                                                                 "start is logged.", "supervise",
@@ -116,11 +121,11 @@ OPERATIONS: dict[tuple[str, str], Op] = {
                                                                 extra_responses={206: "the requested range"}),
     ("GET", "/api/supervise/materials/{material_id:int}"): Op("A material's bytes; every view is logged.", "supervise",
                                                               produces="image/*"),
-    ("GET", "/supervise/stats"): Op("The statistics page.", "supervise", produces=HTML),
+    ("GET", "/supervise/stats"): Op("The statistics page.", "supervise", produces=HTML, query=STATS_QUERY),
     ("GET", "/api/supervise/stats"): Op("Statistics of the query: rows x periods x groups, and the total.",
-                                        "supervise"),
+                                        "supervise", query=STATS_QUERY),
     ("GET", "/api/supervise/stats.csv"): Op("The statistics rows as a CSV download.", "supervise",
-                                            produces="text/csv"),
+                                            produces="text/csv", query=STATS_QUERY),
     ("GET", "/supervise/alerts"): Op("The electronic-supervision alerts page (admins: the rules editor).",
                                      "supervise", produces=HTML),
     ("GET", "/api/supervise/alerts"): Op("Alerts (yellow, red, blue) by status and kind.", "supervise",
