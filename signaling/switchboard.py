@@ -626,15 +626,32 @@ class Switchboard:
         for booth_id, alive in zip(booth_ids, await self.bus.touch_many("booth", [str(b) for b in booth_ids], ttl)):
             if not alive:
                 await self.set_booth_presence(booth_id, "queued" if booth_id in self.booth_calls else "idle")
+        in_call: set[int] | None = None
         for clerk_id, conn in list(self.clerks.items()):
             if not await self.bus.touch("clerk", str(clerk_id), ttl):
                 await self.bus.set_presence("clerk", str(clerk_id), {"name": conn.principal.display_name}, ttl)
             if await self.bus.get_clerk(str(clerk_id)) is None:  # the bus lost it (Redis restarted)
-                await self.set_clerk_state(ClerkState(
-                    clerk_id=str(clerk_id), status="not_ready", skills=frozenset(conn.principal.skills),
-                    regions=frozenset(conn.principal.regions), idle_since=time.time(), not_ready_reason="other"))
+                if in_call is None:
+                    in_call = {c.clerk_id for c in await self.ledger.active_calls() if c.clerk_id is not None}
+                await self.set_clerk_state(self._reasserted_state(clerk_id, conn, serving=clerk_id in in_call))
         await self._reconcile_calls()
         await self._settle_live_calls()
+
+    def _reasserted_state(self, clerk_id: int, conn: Connection, *, serving: bool) -> ClerkState:
+        """The routing state of a local clerk the bus forgot (Redis restarted empty).
+
+        A clerk in a live call (the records say so) is `in_call`: made `not_ready` they would not
+        go to wrap-up when the call ends. Otherwise the last state the wall heard is kept
+        (available, not ready, wrap-up); `ringing` is not, as the offer died with Redis and its
+        call is queued again by its booth's node: the clerk is available for it (or another).
+        """
+        skills, regions = frozenset(conn.principal.skills), frozenset(conn.principal.regions)
+        last, since = self.clerk_since.get(clerk_id, ("not_ready", time.time()))
+        status = "in_call" if serving else ("available" if last == "ringing" else last)
+        if status not in ("in_call", "available", "wrap_up"):
+            return ClerkState(clerk_id=str(clerk_id), status="not_ready", skills=skills, regions=regions,
+                              idle_since=time.time(), not_ready_reason="other")
+        return ClerkState(clerk_id=str(clerk_id), status=status, skills=skills, regions=regions, idle_since=since)
 
     async def _settle_live_calls(self) -> None:
         """End live calls whose booth or clerk has been gone from every node for the grace period."""

@@ -37,7 +37,8 @@ async def test_outside_service_hours_the_booth_is_told_closed_with_the_next_open
     with world(fast_settings, regions={"east": hours, "west": ALWAYS_OPEN}) as w:
         closed, open_ = await w.booth("b1"), await w.booth("b3")
         async with clients(closed, open_):
-            assert closed.welcome["service"] == {"open": False, "next_opening": reopening.isoformat()}
+            assert closed.welcome["service"] == {"open": False, "next_opening": reopening.isoformat(),
+                                                 "clerks_online": 0}
             assert open_.welcome["service"]["open"] is True
             with pytest.raises(ReplyError) as info:
                 await closed.request("call.request", item_code=w.item_by_skill["social_insurance"])
