@@ -10,9 +10,11 @@ CI sets CLOUDSEAT_REQUIRE_SERVICES=1 to turn that skip into a failure.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -58,9 +60,26 @@ def postgres_url() -> Iterator[str]:
     try:
         yield f"{POSTGRES_ADMIN_URL}{separator}options=-csearch_path%3D{name}"
     finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
+        _drop_schema(admin, name)
         admin.dispose()
+
+
+def _drop_schema(admin: Any, name: str, attempts: int = 5) -> None:
+    """Drop a test's schema. A server the test stopped may still be finishing a write (a
+    background thread's transaction), and PostgreSQL may then pick the DROP as a deadlock's
+    victim: that aborts only the DROP, so it is tried again."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(attempts):
+        try:
+            with admin.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
+            return
+        except OperationalError as exc:
+            if "deadlock" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))  # cleanup back-off, not a synchronisation
 
 
 @pytest.fixture
