@@ -24,6 +24,11 @@ ENV_PREFIX = "CLOUDSEAT_"
 SECRET_KEY_FILE = "secret_key"
 MAX_RETENTION_DAYS = 36_500  # a century: anything longer is a typo, not a policy
 LOG_FORMATS = ("text", "json")
+ICE_POLICIES = ("all", "relay")
+# TURN REST credentials: at least a minute (a page must get to its first offer), at most a week
+# (a leaked credential should not outlive the week it leaked in).
+TURN_TTL_BOUNDS_S = (60, 7 * 86_400)
+MIN_TURN_SECRET = 16
 
 
 class SettingsError(ValueError):
@@ -65,6 +70,14 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     # No STUN by default: aiortc's default public STUN stalls 5 s per gathering on a closed network.
     ice_servers: tuple[IceServer, ...] = ()
+    # TURN servers that get a time-limited credential per party (coturn use-auth-secret), the
+    # secret shared with coturn's static-auth-secret, and how long a credential lives.
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str | None = None
+    turn_ttl_s: int = 86_400
+    # RTCPeerConnection iceTransportPolicy for booths, clerks and monitors: `relay` forces media
+    # through TURN (the hub then also takes a relay candidate).
+    ice_policy: str = "all"
     # Addresses the media hub advertises in its candidates (NAT 1:1 mapping, or 127.0.0.1 on loopback-only hosts).
     media_addresses: tuple[str, ...] = ()
     node_id: str = "node-1"
@@ -114,6 +127,7 @@ class Settings:
             raise SettingsError("CLOUDSEAT_RECONNECT_GRACE_S: must be between 0 and 3600 seconds")
         if self.secret_key is not None and len(self.secret_key) < 32:
             raise SettingsError("CLOUDSEAT_SECRET_KEY: must be at least 32 characters")
+        _check_turn(self)
         if self.log_format not in LOG_FORMATS:
             raise SettingsError("CLOUDSEAT_LOG_FORMAT: must be text or json")
         for var, days in (("CLOUDSEAT_RETENTION_RECORDINGS_DAYS", self.retention_recordings_days),
@@ -158,6 +172,14 @@ class Settings:
             kwargs["allowed_origins"] = tuple(o.strip().rstrip("/") for o in v.split(",") if o.strip())
         if (v := get("ICE_SERVERS")) is not None:
             kwargs["ice_servers"] = _parse_ice_servers(v, get("TURN_USERNAME"), get("TURN_PASSWORD"))
+        if (v := get("TURN_URLS")) is not None:
+            kwargs["turn_urls"] = tuple(u.strip() for u in v.split(",") if u.strip())
+        if (v := get("TURN_SECRET")) is not None:
+            kwargs["turn_secret"] = v
+        if (v := get("TURN_TTL_S")) is not None:
+            kwargs["turn_ttl_s"] = _parse_int("TURN_TTL_S", v)
+        if (v := get("ICE_POLICY")) is not None:
+            kwargs["ice_policy"] = v.lower()
         if (v := get("MEDIA_ADDRESSES")) is not None:
             kwargs["media_addresses"] = _parse_addresses(v)
         if (v := get("TRUSTED_PROXIES")) is not None:
@@ -284,6 +306,25 @@ def _parse_ice_servers(value: str, username: str | None, password: str | None) -
         if is_turn and (username is None or password is None):
             raise SettingsError("CLOUDSEAT_TURN_USERNAME: TURN servers need CLOUDSEAT_TURN_USERNAME and CLOUDSEAT_TURN_PASSWORD")
     return tuple(servers)
+
+
+def _check_turn(s: Settings) -> None:
+    """TURN REST settings hang together; each refusal names its variable."""
+    for url in s.turn_urls:
+        if not url.startswith(("turn:", "turns:")):
+            raise SettingsError(f"CLOUDSEAT_TURN_URLS: {url!r} must start with turn: or turns:")
+    if s.turn_urls and s.turn_secret is None:
+        raise SettingsError("CLOUDSEAT_TURN_SECRET: CLOUDSEAT_TURN_URLS need the secret shared with coturn")
+    if s.turn_secret is not None and len(s.turn_secret) < MIN_TURN_SECRET:
+        raise SettingsError(f"CLOUDSEAT_TURN_SECRET: must be at least {MIN_TURN_SECRET} characters")
+    low, high = TURN_TTL_BOUNDS_S
+    if not low <= s.turn_ttl_s <= high:
+        raise SettingsError(f"CLOUDSEAT_TURN_TTL_S: must be between {low} and {high} seconds")
+    if s.ice_policy not in ICE_POLICIES:
+        raise SettingsError("CLOUDSEAT_ICE_POLICY: must be all or relay")
+    has_turn = bool(s.turn_urls) or any(i.urls.startswith(("turn:", "turns:")) for i in s.ice_servers)
+    if s.ice_policy == "relay" and not has_turn:
+        raise SettingsError("CLOUDSEAT_ICE_POLICY: relay needs a TURN server (CLOUDSEAT_TURN_URLS)")
 
 
 def _parse_addresses(value: str) -> tuple[str, ...]:

@@ -111,3 +111,43 @@ def test_log_format_and_metrics_allow():
     assert s.log_format == "json"
     assert s.metrics_allow == ("10.1.2.3/32", "10.9.0.0/16")
     assert Settings.from_env({"CLOUDSEAT_METRICS_ALLOW": "none"}).metrics_allow == ()  # admins only
+
+
+def test_turn_rest_settings_are_read():
+    s = Settings.from_env({
+        "CLOUDSEAT_TURN_URLS": "turn:turn.example:3478?transport=udp, turns:turn.example:5349",
+        "CLOUDSEAT_TURN_SECRET": "a-long-shared-secret-0123456789",
+        "CLOUDSEAT_TURN_TTL_S": "3600",
+        "CLOUDSEAT_ICE_POLICY": "RELAY",
+    })
+    assert s.turn_urls == ("turn:turn.example:3478?transport=udp", "turns:turn.example:5349")
+    assert s.turn_secret == "a-long-shared-secret-0123456789"
+    assert s.turn_ttl_s == 3600 and s.ice_policy == "relay"
+
+
+def test_turn_defaults_relay_nothing():
+    s = Settings.from_env({})
+    assert s.turn_urls == () and s.turn_secret is None
+    assert s.turn_ttl_s == 86_400 and s.ice_policy == "all"
+
+
+@pytest.mark.parametrize("env, variable", [
+    ({"CLOUDSEAT_TURN_URLS": "stun:turn.example:3478", "CLOUDSEAT_TURN_SECRET": "x" * 20}, "CLOUDSEAT_TURN_URLS"),
+    ({"CLOUDSEAT_TURN_URLS": "turn:turn.example:3478"}, "CLOUDSEAT_TURN_SECRET"),
+    ({"CLOUDSEAT_TURN_SECRET": "short"}, "CLOUDSEAT_TURN_SECRET"),
+    ({"CLOUDSEAT_TURN_TTL_S": "59"}, "CLOUDSEAT_TURN_TTL_S"),
+    ({"CLOUDSEAT_TURN_TTL_S": "604801"}, "CLOUDSEAT_TURN_TTL_S"),
+    ({"CLOUDSEAT_TURN_TTL_S": "a day"}, "CLOUDSEAT_TURN_TTL_S"),
+    ({"CLOUDSEAT_ICE_POLICY": "host"}, "CLOUDSEAT_ICE_POLICY"),
+    ({"CLOUDSEAT_ICE_POLICY": "relay"}, "CLOUDSEAT_ICE_POLICY"),  # relay without any TURN server
+])
+def test_bad_turn_settings_name_the_variable(env, variable):
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env(env)
+    assert str(info.value).split(":")[0] == variable
+
+
+def test_relay_policy_may_use_a_static_turn_user():
+    s = Settings.from_env({"CLOUDSEAT_ICE_SERVERS": "turn:turn.example:3478", "CLOUDSEAT_TURN_USERNAME": "u",
+                           "CLOUDSEAT_TURN_PASSWORD": "p", "CLOUDSEAT_ICE_POLICY": "relay"})
+    assert s.ice_policy == "relay" and s.ice_servers[0].username == "u"
