@@ -27,8 +27,7 @@ async def kiosk(request: Request) -> Response:
     """The kiosk shell; it holds no data until the booth's token authenticates its API calls."""
     return request.app.state.templates.TemplateResponse(
         request, "kiosk.html",
-        {"complaint_categories": list(COMPLAINT_CATEGORIES), "timezone": request.app.state.settings.timezone,
-         "ice_servers": [s.as_browser_dict() for s in request.app.state.settings.ice_servers]})
+        {"complaint_categories": list(COMPLAINT_CATEGORIES), "timezone": request.app.state.settings.timezone})
 
 
 async def _appointment(request: Request) -> Response:

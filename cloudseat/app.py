@@ -41,6 +41,7 @@ from signaling.node_claim import NodeClaim
 from signaling.ratelimit import SlidingWindowLimiter
 from signaling.supervision_sweep import start_alert_sweeps, stop_alert_sweeps
 from signaling.switchboard import Switchboard, SwitchboardConfig
+from signaling.turn_credentials import IceConfig, principal_name
 
 logger = logging.getLogger(__name__)
 
@@ -84,15 +85,35 @@ def switchboard_config(settings: Settings) -> SwitchboardConfig:
         reconnect_grace_s=settings.reconnect_grace_s,
         sweep_s=min(5.0, settings.heartbeat_s),
         timezone=settings.timezone,
+        ice=ice_config(settings),
     )
+
+
+def ice_config(settings: Settings) -> IceConfig:
+    """What every socket is told about ICE: the static servers plus TURN REST credentials."""
+    return IceConfig(static_servers=tuple(s.as_browser_dict() for s in settings.ice_servers),
+                     turn_urls=settings.turn_urls, turn_secret=settings.turn_secret,
+                     ttl_s=settings.turn_ttl_s, policy=settings.ice_policy)
 
 
 def make_media_hub(settings: Settings) -> MediaHub:
     """The media hub with exactly the configured ICE servers (none by default) and host addresses."""
     from aiortc import RTCIceServer
 
-    ice = [RTCIceServer(urls=s.urls, username=s.username, credential=s.credential) for s in settings.ice_servers]
-    return MediaHub(ice_servers=ice, host_addresses=list(settings.media_addresses) or None)
+    static = [RTCIceServer(urls=s.urls, username=s.username, credential=s.credential) for s in settings.ice_servers]
+    if settings.ice_policy != "relay" or not settings.turn_urls:
+        return MediaHub(ice_servers=static, host_addresses=list(settings.media_addresses) or None)
+    # Relay policy: the parties reach the hub only through TURN, so the hub takes a relay
+    # candidate too (its own time-limited credential per peer, named after the node in coturn's
+    # log) and keeps its host candidates, which the relay reaches directly.
+    ice = ice_config(settings)
+    principal = principal_name("hub", settings.node_id)
+
+    def hub_servers() -> list[RTCIceServer]:
+        return [RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
+                for s in ice.servers_for(principal)[0]]
+
+    return MediaHub(ice_servers=hub_servers, host_addresses=list(settings.media_addresses) or None)
 
 
 def create_app(settings: Settings, *, node_nonce: str | None = None) -> Starlette:

@@ -29,7 +29,8 @@ Codecs: the hub prefers VP8, allows H.264 for video and Opus (then G.711) for
 audio.  When a publication's codec differs from a slot's, the slot decodes and
 aiortc re-encodes (the fallback), reported through `on_fallback_transcode`.
 
-ICE: explicit ICE servers only (default none, never aiortc's public STUN),
+ICE: explicit ICE servers only (default none, never aiortc's public STUN; a
+callable gives each new peer its own, e.g. a fresh TURN REST credential),
 and the hub chooses its host addresses (see `media.ice`): pass
 ``host_addresses=["127.0.0.1"]`` on a loopback-only machine -- or leave it
 None, and 127.0.0.1 is used when no other interface exists.
@@ -230,13 +231,15 @@ class MediaHub:
     def __init__(
         self,
         *,
-        ice_servers: Sequence[RTCIceServer] = (),
+        ice_servers: Sequence[RTCIceServer] | Callable[[], Sequence[RTCIceServer]] = (),
         host_addresses: Sequence[str] | None = None,
         pli_min_interval: float = DEFAULT_PLI_MIN_INTERVAL,
         release_on_marker: bool = True,
     ) -> None:
         self._release_on_marker = release_on_marker
-        self._ice_servers = list(ice_servers)
+        # A callable is asked once per peer connection: TURN REST credentials expire, so each
+        # peer gets one minted when it is made.
+        self._ice_servers = ice_servers
         self._host_addresses = choose_host_addresses(host_addresses)
         if not self._host_addresses:
             raise ValueError("the hub needs at least one host address to advertise")
@@ -253,6 +256,10 @@ class MediaHub:
     @property
     def host_addresses(self) -> list[str]:
         return list(self._host_addresses)
+
+    def _current_ice_servers(self) -> list[RTCIceServer]:
+        servers = self._ice_servers
+        return list(servers() if callable(servers) else servers)
 
     # -- rooms -----------------------------------------------------------------------
 
@@ -324,7 +331,7 @@ class MediaHub:
         if participant_id in room.participants:
             await self._remove(room, participant_id, reason="replaced")
 
-        pc = RTCPeerConnection(rtc_configuration(self._ice_servers))
+        pc = RTCPeerConnection(rtc_configuration(self._current_ice_servers()))
         participant = Participant(participant_id, role, pc)
         try:
             transceivers = self._prepare(participant, description)

@@ -31,7 +31,7 @@ import logging
 from collections.abc import Sequence
 
 from aioice.ice import get_host_addresses
-from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCPeerConnection
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnection
 
 from media._aiortc_internals import gather_on_addresses, ice_gatherers
 
@@ -40,9 +40,15 @@ logger = logging.getLogger(__name__)
 LOOPBACK_ADDRESSES: tuple[str, ...] = ("127.0.0.1",)
 
 
-def rtc_configuration(ice_servers: Sequence[RTCIceServer] = ()) -> RTCConfiguration:
-    """Exactly these ICE servers (none by default, never Google's), max-bundle."""
-    return RTCConfiguration(iceServers=list(ice_servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+def rtc_configuration(ice_servers: Sequence[RTCIceServer] = (), *, relay_only: bool = False) -> RTCConfiguration:
+    """Exactly these ICE servers (none by default, never Google's), max-bundle.
+
+    `relay_only`: aiortc's iceTransportPolicy `relay` (aioice's TransportPolicy.RELAY): no host
+    or server-reflexive candidate is gathered, only the TURN relay's.
+    """
+    policy = RTCIceTransportPolicy.RELAY if relay_only else RTCIceTransportPolicy.ALL
+    return RTCConfiguration(iceServers=list(ice_servers), iceTransportPolicy=policy,
+                            bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
 
 
 def choose_host_addresses(explicit: Sequence[str] | None = None) -> list[str]:

@@ -49,6 +49,5 @@ async def console_page(request: Request) -> Response:
         request, "console.html",
         {"principal": principal, "role_label": ("窗口人员", "Clerk"),
          "skills": [skill_label(s) for s in principal.skills], "regions": regions,
-         "not_ready_reasons": NOT_READY_REASONS,
-         "ice_servers": [s.as_browser_dict() for s in request.app.state.settings.ice_servers]},
+         "not_ready_reasons": NOT_READY_REASONS},
     )

@@ -37,8 +37,7 @@ async def wall_page(request: Request) -> Response:
     }
     return request.app.state.templates.TemplateResponse(
         request, "supervise_wall.html",
-        {"principal": principal, "scope": await run_in_threadpool(scope_names), "labels": labels,
-         "ice_servers": [s.as_browser_dict() for s in request.app.state.settings.ice_servers]},
+        {"principal": principal, "scope": await run_in_threadpool(scope_names), "labels": labels},
     )
 
 

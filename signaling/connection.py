@@ -19,6 +19,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from signaling.access import Principal
 from signaling.protocol import CLOSE_POLICY, encode
+from signaling.turn_credentials import principal_name
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ class Connection:
         self._before_welcome: list[str] | None = []
         self.closed = asyncio.Event()
         self.close_code: int | None = None
+        # When the TURN credential this socket was last sent expires (None: none sent, or static).
+        self.ice_expires_at: float | None = None
 
     @property
     def key(self) -> str:
@@ -69,6 +72,14 @@ class Connection:
         if self.role == "booth":
             return f"booth:{p.booth_id}"
         return f"{'clerk' if self.role == 'seat' else 'supervisor'}:{p.user_id}"
+
+    @property
+    def turn_principal(self) -> str:
+        """Who this socket's TURN credential names in coturn's log: `booth-3`, `clerk-wangxm`."""
+        p = self.principal
+        if self.role == "booth":
+            return principal_name("booth", p.booth_id if p.booth_id is not None else "unknown")
+        return principal_name("clerk" if self.role == "seat" else "supervisor", p.username or p.user_id or "unknown")
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer {self.key}")

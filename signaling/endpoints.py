@@ -33,6 +33,7 @@ from signaling.protocol import (
     ROLE_SEAT,
     ROLE_SUPERVISOR,
     SUBPROTOCOL,
+    IceRefresh,
     Ping,
     ProtocolError,
     parse_message,
@@ -110,6 +111,7 @@ async def serve_socket(websocket: WebSocket, role: str, rule: Rule) -> None:
     flow = FLOWS[role]
     try:
         await flow.attach(sb, conn)
+        sb.push_ice(conn)  # right after `welcome`: iceServers with a TURN credential naming this party
         await _read_loop(sb, conn, flow)
     except WebSocketDisconnect:
         pass
@@ -150,6 +152,9 @@ async def _handle(sb: Switchboard, conn: Connection, flow: RoleFlow, data: str |
         return reply_error(exc.request_id, exc.code, exc.message)
     if isinstance(message, Ping):
         return push("pong") if message.id is None else push("pong", re=message.id)
+    if isinstance(message, IceRefresh):
+        fields = sb.ice_fields(conn)
+        return push("ice.servers", **fields) if message.id is None else reply_ack(message.id, **fields)
     handler = flow.handlers.get(type(message))
     if handler is None:
         return reply_error(message.id, "not_allowed", f"{flow.role} may not send {message.TYPE}")

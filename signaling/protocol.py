@@ -167,6 +167,13 @@ class ChatSend(Message):
         _text(self.text, "text", max_len=1000, allow_empty=False)
 
 
+@dataclass(frozen=True)
+class IceRefresh(Message):
+    """Ask for fresh ICE servers (a new TURN credential) now; the ack carries what `ice.servers` does."""
+
+    TYPE: ClassVar[str] = "ice.refresh"
+
+
 # ---------------------------------------------------------------- booth
 DEVICE_NAMES = ("camera", "doc_camera", "printer", "id_reader", "microphone", "speaker")
 DEVICE_STATES = ("ok", "paper_out", "error", "missing", "busy")
@@ -443,7 +450,7 @@ class MonitorLeave(Message):
 MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.TYPE: cls
     for cls in (
-        Ping, ChatSend, DeviceStatus, ServiceStatusRequest, CallRequest, CallCancel, AppointmentBook,
+        Ping, IceRefresh, ChatSend, DeviceStatus, ServiceStatusRequest, CallRequest, CallCancel, AppointmentBook,
         PresenceSet, OfferAccept, OfferDecline, CallEnd, CallTransfer, InviteSupervisor, WrapUpDone,
         WallSnapshot, RtcOffer, MonitorJoin, MonitorLeave,
     )

@@ -130,11 +130,12 @@ class MediaPeer:
         receive: Sequence[str] = (),
         ice_servers: Sequence[RTCIceServer] = (),
         host_addresses: Sequence[str] | None = None,
+        relay_only: bool = False,
     ) -> None:
         self.client = client
         self.call_id = call_id
         self.outgoing = list(publish)
-        self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
+        self.pc = RTCPeerConnection(rtc_configuration(ice_servers, relay_only=relay_only))
         self._addresses = choose_host_addresses(host_addresses)
         self._published: list[tuple[Outgoing, RTCRtpTransceiver]] = []
         self._receiving: list[RTCRtpTransceiver] = []
@@ -253,6 +254,13 @@ class MediaPeer:
         await self.pc.close()
         for out in self.outgoing:
             out.track.stop()
+
+
+def ice_from_message(message: dict[str, Any]) -> tuple[list[RTCIceServer], bool]:
+    """The RTCIceServers and relay-only flag an `ice.servers` push (or `ice.refresh` ack) carries."""
+    servers = [RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
+               for s in message.get("ice_servers", [])]
+    return servers, message.get("ice_transport_policy") == "relay"
 
 
 async def open_peer(client: ProtocolClient, call_id: str, *, publish: list[Outgoing],

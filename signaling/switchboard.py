@@ -35,6 +35,7 @@ from signaling.connection import Connection, ConnectionLimits
 from signaling.ledger import ItemInfo, Ledger
 from signaling.protocol import CLOSE_HEARTBEAT, CLOSE_REPLACED, push
 from signaling.routing import ClerkState, QueuedCall, estimate_wait
+from signaling.turn_credentials import IceConfig, refresh_due
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +127,7 @@ class SwitchboardConfig:
     timezone: str = "Asia/Shanghai"
     max_connections: int = 19_000  # below the process's open-file limit (20,000 here)
     slot_minutes: int = 30  # appointment slot length
+    ice: IceConfig = IceConfig()  # ICE servers and policy every socket is sent (`ice.servers`)
 
 
 class Switchboard:
@@ -604,6 +606,27 @@ class Switchboard:
             self._handle_times = (time.monotonic(), times)
         return times
 
+    # ------------------------------------------------------------------ ICE
+    def ice_fields(self, conn: Connection) -> dict[str, Any]:
+        """Fresh ICE servers (a new TURN credential naming the party) and the policy for `conn`."""
+        fields = self.config.ice.message_fields(conn.turn_principal)
+        conn.ice_expires_at = fields["expires_at"]
+        return fields
+
+    def push_ice(self, conn: Connection) -> None:
+        """Send `conn` its ICE servers: after `welcome`, and again before the credential expires."""
+        conn.send(push("ice.servers", **self.ice_fields(conn)))
+
+    def _refresh_ice(self) -> None:
+        now = time.time()
+        for conn in self.connections():
+            if conn.ice_expires_at is not None and refresh_due(conn.ice_expires_at, self.config.ice.ttl_s, now):
+                self.push_ice(conn)
+
+    def connections(self) -> list[Connection]:
+        """Every socket of this node."""
+        return [*self.booths.values(), *self.clerks.values(), *(c for g in self.supervisors.values() for c in g)]
+
     # ------------------------------------------------------------------ sweeps
     async def _sweep_loop(self) -> None:
         while True:
@@ -614,13 +637,13 @@ class Switchboard:
                 logger.exception("sweep failed")
 
     async def sweep(self) -> None:
-        """Close silent sockets, refresh presence, reconcile the bus, settle lost calls."""
+        """Close silent sockets, renew TURN credentials, refresh presence, reconcile the bus, settle lost calls."""
         limit = self.config.limits.silence_limit_s
-        for conn in [*self.booths.values(), *self.clerks.values(),
-                     *(c for g in self.supervisors.values() for c in g)]:
+        for conn in self.connections():
             if conn.silent_for() > limit:
                 logger.info("%s: no heartbeat for %.0f s, closing", conn.key, conn.silent_for())
                 conn.close_soon(CLOSE_HEARTBEAT)
+        self._refresh_ice()
         ttl = self.presence_ttl()
         booth_ids = list(self.booths)
         for booth_id, alive in zip(booth_ids, await self.bus.touch_many("booth", [str(b) for b in booth_ids], ttl)):

@@ -40,7 +40,8 @@
  * @property {Partial<Record<TrackName, MediaStreamTrack | null>>} [localTracks] what this party publishes
  * @property {(name: TrackName, publisher: Publisher, track: MediaStreamTrack | null) => void} [onRemoteTrack]
  * @property {(state: MediaState, media: CallMedia) => void} [onStateChange]
- * @property {RTCIceServer[]} [iceServers] default: the page's `<meta name="cloudseat-ice-servers">`, else none
+ * @property {RTCIceServer[]} [iceServers] default: the socket's latest `ice.servers` (time-limited TURN credentials)
+ * @property {RTCIceTransportPolicy} [iceTransportPolicy] default: the socket's `ice.servers` policy
  * @property {"auto" | "manual"} [resume] who restarts the peer after the socket reconnected
  * @property {number} [offerTimeoutMs]
  */
@@ -83,25 +84,6 @@ export const VIDEO_CODEC_ORDER = Object.freeze(["video/VP8", "video/rtx", "video
 const GATHER_TIMEOUT_MS = 5000;
 const OFFER_TIMEOUT_MS = 20000;
 const FAILED_RETRY_MS = 2000;
-const ICE_META = "cloudseat-ice-servers";
-
-/**
- * The ICE servers a page was rendered with: `<meta name="cloudseat-ice-servers" content="[...]">`
- * holding RTCPeerConnection's `iceServers` as JSON. None (a closed network) when it is missing.
- * @param {Document} [doc] @returns {RTCIceServer[]}
- */
-export function iceServersFromPage(doc = document) {
-  const content = doc.querySelector(`meta[name="${ICE_META}"]`)?.getAttribute("content");
-  if (!content) return [];
-  try {
-    const parsed = JSON.parse(content);
-    return Array.isArray(parsed) ? parsed : [];
-  } catch {
-    console.warn("media: unreadable ICE servers in the page; using none");
-    return [];
-  }
-}
-
 /**
  * The browser's video codecs ordered VP8, its RTX, H.264; the rest (VP9, AV1, FEC) dropped:
  * the hub forwards without transcoding only what it and the other party both speak.
@@ -202,8 +184,8 @@ export class MediaSteps {
 /** One party's media in one call: its current peer connection, its slots, its remote tracks. */
 export class CallMedia {
   /** @param {ProtocolClient} client @param {string} callId @param {JoinOptions} options */
-  constructor(client, callId, { role, localTracks = {}, onRemoteTrack, onStateChange, iceServers, resume = "auto",
-    offerTimeoutMs = OFFER_TIMEOUT_MS }) {
+  constructor(client, callId, { role, localTracks = {}, onRemoteTrack, onStateChange, iceServers, iceTransportPolicy,
+    resume = "auto", offerTimeoutMs = OFFER_TIMEOUT_MS }) {
     if (!(role in PUBLISHES)) throw new TypeError(`role must be one of ${Object.keys(PUBLISHES).join(", ")}`);
     this.client = client;
     this.callId = callId;
@@ -214,7 +196,9 @@ export class CallMedia {
       .map((name) => /** @type {[TrackName, MediaStreamTrack | null | undefined]} */ ([name, localTracks[name]]))
       .filter((entry) => entry[1] != null && entry[1].kind === KIND_OF[entry[0]])
       .map((entry) => /** @type {[TrackName, MediaStreamTrack]} */ (entry));
-    this.iceServers = iceServers ?? iceServersFromPage();
+    /** Explicit ICE servers and policy; left undefined, each new peer takes the socket's `ice.servers`. */
+    this.iceServers = iceServers;
+    this.iceTransportPolicy = iceTransportPolicy;
     this.resume = resume;
     this.offerTimeoutMs = offerTimeoutMs;
     this.onRemoteTrack = onRemoteTrack ?? (() => {});
@@ -254,6 +238,15 @@ export class CallMedia {
         if (!this.closed) this.stale = true;
       }),
       client.on("reconnected", ({ welcome }) => this._onReconnected(welcome)),
+      // A fresh TURN credential: the live peer uses it for its next ICE restart.
+      client.on("ice.servers", (m) => {
+        if (!this.pc || this.closed || this.iceServers) return;
+        try {
+          this.pc.setConfiguration({ ...this.pc.getConfiguration(), iceServers: m.ice_servers });
+        } catch (err) {
+          console.warn("media: could not renew the ICE servers of the live peer", err);
+        }
+      }),
       client.on("closed", () => this.close()),
     ];
   }
@@ -341,7 +334,13 @@ export class CallMedia {
   // ------------------------------------------------------------------ internals
   async _negotiate() {
     if (this.closed) throw new Error("media closed");
-    const pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: "max-bundle" });
+    const ice = this.iceServers ? null : await this.client.iceConfig();
+    if (this.closed) throw new Error("media closed");
+    const pc = new RTCPeerConnection({
+      iceServers: this.iceServers ?? ice?.ice_servers ?? [],
+      iceTransportPolicy: this.iceTransportPolicy ?? ice?.ice_transport_policy ?? "all",
+      bundlePolicy: "max-bundle",
+    });
     /** @type {[TrackName, RTCRtpTransceiver][]} */
     const sending = [];
     /** @type {Map<string, RTCRtpTransceiver>} */

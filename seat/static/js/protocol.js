@@ -41,6 +41,7 @@ const REPLY_TYPES = new Set(["ack", "error", "pong"]); // `pong` answers a `ping
 /**
  * @typedef {{type: string, [field: string]: any}} Message  any frame from the server
  * @typedef {{type: "welcome", role: string, node: string, heartbeat_s: number, [field: string]: any}} Welcome
+ * @typedef {{type: "ice.servers", ice_servers: RTCIceServer[], ice_transport_policy: RTCIceTransportPolicy, expires_at: number | null}} IceServers
  * @typedef {(message: Message) => void} Listener
  * @typedef {{type: string, predicate: (m: Message) => boolean, resolve: Listener, reject: (e: ProtocolError) => void}} Waiter
  */
@@ -72,6 +73,10 @@ export class ProtocolClient {
     this.openTimeoutMs = openTimeoutMs;
     /** @type {Welcome | null} the latest `welcome` (replaced on every reconnect) */
     this.welcome = null;
+    /** @type {IceServers | null} the latest `ice.servers` (sent after every `welcome`, and before a TURN credential expires) */
+    this.ice = null;
+    /** @type {((ice: IceServers) => void)[]} */
+    this._iceWaiters = [];
     /** @type {WebSocket | null} */
     this.ws = null;
     /** @type {number | null} close code of the last drop */
@@ -212,6 +217,7 @@ export class ProtocolClient {
           if (this.heartbeat) this._startHeartbeat(this.welcome.heartbeat_s);
           resolve(this.welcome);
         }
+        if (message.type === "ice.servers") this._setIce(/** @type {IceServers} */ (message));
         this._dispatch(message);
       };
       ws.onclose = (event) => {
@@ -224,6 +230,28 @@ export class ProtocolClient {
         }
       };
     });
+  }
+
+  /**
+   * The ICE servers and policy for a new RTCPeerConnection: the latest `ice.servers`, waiting
+   * for the first one (it follows `welcome`) at most `timeoutMs`; then none, `all`.
+   * @param {number} [timeoutMs] @returns {Promise<IceServers>}
+   */
+  iceConfig(timeoutMs = 5000) {
+    if (this.ice) return Promise.resolve(this.ice);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        console.warn("protocol: no ice.servers from the server; using no ICE servers");
+        resolve({ type: "ice.servers", ice_servers: [], ice_transport_policy: "all", expires_at: null });
+      }, timeoutMs);
+      this._iceWaiters.push((ice) => { clearTimeout(timer); resolve(ice); });
+    });
+  }
+
+  /** @param {IceServers} ice */
+  _setIce(ice) {
+    this.ice = ice;
+    for (const waiter of this._iceWaiters.splice(0)) waiter(ice);
   }
 
   /** @param {Message} message */
