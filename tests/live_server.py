@@ -11,6 +11,9 @@ import uvicorn
 from starlette.applications import Starlette
 
 
+STOP_TIMEOUT_S = 120.0  # a stop that takes longer is a hang, and fails the test
+
+
 @dataclass(frozen=True)
 class LiveServer:
     app: Starlette
@@ -44,4 +47,9 @@ def serve(app: Starlette, *, timeout_s: float = 20.0) -> Iterator[LiveServer]:
         yield LiveServer(app, port)
     finally:
         server.should_exit = True
-        thread.join(timeout_s)
+        # Wait for the whole shutdown, however slow the machine: the lifespan still writes (open
+        # rooms register their recordings), and a test that went on to drop its schema under that
+        # write was PostgreSQL's deadlock victim, and left a connection open at exit.
+        thread.join(STOP_TIMEOUT_S)
+        if thread.is_alive():
+            raise RuntimeError(f"uvicorn did not stop within {STOP_TIMEOUT_S:.0f} s")
