@@ -58,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--demo", action="store_true", help="seed demo data into an empty database and print the logins")
+    serve.add_argument("--certfile", type=Path, help="serve https/wss with this PEM certificate (chain)"
+                       " [CLOUDSEAT_TLS_CERTFILE]")
+    serve.add_argument("--keyfile", type=Path, help="the certificate's PEM private key [CLOUDSEAT_TLS_KEYFILE]")
     serve.set_defaults(handler=cmd_serve)
 
     verify = commands.add_parser("verify", help="check every event chain and stored file hash, purges, manifests "
@@ -215,6 +218,17 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from cloudseat.app import create_app
     from cloudseat.heap import settle_for_serving
 
+    certfile = args.certfile or settings.tls_certfile
+    keyfile = args.keyfile or settings.tls_keyfile
+    if (certfile is None) != (keyfile is None):
+        raise CommandError("--certfile and --keyfile go together (or CLOUDSEAT_TLS_CERTFILE and CLOUDSEAT_TLS_KEYFILE)")
+    if certfile is not None and keyfile is not None:
+        from cloudseat.tls import TlsPairError, check_tls_pair
+
+        try:
+            check_tls_pair(certfile, keyfile)
+        except TlsPairError as exc:
+            raise CommandError(str(exc)) from None
     if args.demo:
         from cloudseat.demo import seed_demo
 
@@ -223,7 +237,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             logins = seed_demo(engine, settings.data_dir)
         finally:
             engine.dispose()
-        base = f"http://{args.host}:{args.port}"
+        base = f"{'https' if certfile else 'http'}://{args.host}:{args.port}"
         _print_demo(logins.as_json(), base, settings.data_dir)
     node_nonce = None
     if settings.redis_url is not None:
@@ -241,7 +255,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     # proxy_headers off: uvicorn would believe X-Forwarded-For from any loopback peer; the app reads it
     # only from CLOUDSEAT_TRUSTED_PROXIES (signaling.access.client_address).
     uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(), ws="websockets-sansio",
-                proxy_headers=False, log_config=uvicorn_log_config(settings.log_format))
+                proxy_headers=False, log_config=uvicorn_log_config(settings.log_format),
+                ssl_certfile=certfile, ssl_keyfile=keyfile)
     return EXIT_OK
 
 

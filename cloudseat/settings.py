@@ -94,6 +94,8 @@ class Settings:
     log_level: str = "INFO"
     # `text` (one human line per record) or `json` (one JSON object per line, for log shippers).
     log_format: str = "text"
+    tls_certfile: Path | None = None  # uvicorn's own TLS (`cloudseat serve --certfile`); nginx in front is the other way
+    tls_keyfile: Path | None = None
     # Who may read /metrics without logging in (a Prometheus scraper): IPs or CIDR networks,
     # matched against the client address (so behind nginx, list nginx in trusted_proxies).
     # Logged-in admins may read it from anywhere.
@@ -128,6 +130,8 @@ class Settings:
         if self.secret_key is not None and len(self.secret_key) < 32:
             raise SettingsError("CLOUDSEAT_SECRET_KEY: must be at least 32 characters")
         _check_turn(self)
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise SettingsError("CLOUDSEAT_TLS_CERTFILE and CLOUDSEAT_TLS_KEYFILE: set both or neither")
         if self.log_format not in LOG_FORMATS:
             raise SettingsError("CLOUDSEAT_LOG_FORMAT: must be text or json")
         for var, days in (("CLOUDSEAT_RETENTION_RECORDINGS_DAYS", self.retention_recordings_days),
@@ -184,6 +188,10 @@ class Settings:
             kwargs["media_addresses"] = _parse_addresses(v)
         if (v := get("TRUSTED_PROXIES")) is not None:
             kwargs["trusted_proxies"] = _parse_networks("TRUSTED_PROXIES", v)
+        if (v := get("TLS_CERTFILE")) is not None:
+            kwargs["tls_certfile"] = Path(v)
+        if (v := get("TLS_KEYFILE")) is not None:
+            kwargs["tls_keyfile"] = Path(v)
         if (v := get("NODE_ID")) is not None:
             kwargs["node_id"] = v
         if (v := get("SESSION_MAX_AGE_S")) is not None:

@@ -45,7 +45,8 @@ def safe_next(value: str | None) -> str | None:
 
 
 def _cookie_secure(request: Request) -> bool:
-    return request.app.state.settings.public_base_url.startswith("https://")
+    """Secure cookies when the public address is https, or when this server itself speaks TLS."""
+    return request.app.state.settings.public_base_url.startswith("https://") or request.url.scheme == "https"
 
 
 async def login_page(request: Request) -> Response:

@@ -14,6 +14,7 @@ import itertools
 import json
 import logging
 import re
+import ssl
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
@@ -80,14 +81,15 @@ class ProtocolClient:
 
     @classmethod
     async def connect(cls, base_url: str, role: str, *, token: str | None = None, cookie: str | None = None,
-                      origin: str | None = None, heartbeat: bool = True, open_timeout_s: float = 10.0
-                      ) -> ProtocolClient:
+                      origin: str | None = None, heartbeat: bool = True, open_timeout_s: float = 10.0,
+                      ssl_context: ssl.SSLContext | None = None) -> ProtocolClient:
         """Open the socket for `role` (booth: token; seat/supervisor: session cookie) and await `welcome`."""
         protocols = [SUBPROTOCOL] + ([TOKEN_SUBPROTOCOL_PREFIX + token] if token else [])
         headers = {"Cookie": f"{SESSION_COOKIE}={cookie}"} if cookie else None
         connection = await websockets.connect(
             ws_url(base_url, role), subprotocols=protocols, additional_headers=headers,  # type: ignore[arg-type]
             origin=origin, open_timeout=open_timeout_s, max_size=2**20, ping_interval=None,  # type: ignore[arg-type]
+            **({"ssl": ssl_context} if ssl_context is not None else {}),  # wss to a private CA's certificate
         )
         client = cls(connection)
         client.welcome = await client.wait_for("welcome", timeout_s=open_timeout_s)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, closing, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -87,9 +88,10 @@ def seed_world(settings: Settings, *, regions: dict[str, dict[str, Any]] | None 
 
 
 @contextmanager
-def world(settings: Settings, **seed: Any) -> Iterator[World]:
+def world(settings: Settings, *, tls: tuple[Path, Path] | None = None, host_name: str = "127.0.0.1",
+          **seed: Any) -> Iterator[World]:
     seeded = seed_world(settings, **seed)
-    with serve(create_app(settings)) as server:
+    with serve(create_app(settings), tls=tls, host_name=host_name) as server:
         yield World(server=server, settings=settings, **seeded)
 
 

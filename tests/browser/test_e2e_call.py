@@ -43,7 +43,7 @@ BRIDGE_LINE = re.compile(r"kiosk bridge on (http://127\.0\.0\.1:\d+)")
 def e2e_settings(app_settings):
     # A short heartbeat notices a cut network within seconds; a long offer timeout leaves time for
     # axe and screenshots on a shared machine.
-    return app_settings.with_overrides(heartbeat_s=1.0, offer_timeout_s=60)
+    return app_settings.with_overrides(heartbeat_s=2.0, offer_timeout_s=60)  # 4 s: outlasts axe on a busy machine
 
 
 @contextmanager

@@ -43,7 +43,7 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def e2e_settings(app_settings):
     # A short heartbeat notices the cut network within seconds; a long offer timeout leaves time for axe.
-    return app_settings.with_overrides(heartbeat_s=1.0, offer_timeout_s=60)
+    return app_settings.with_overrides(heartbeat_s=2.0, offer_timeout_s=60)  # 4 s: outlasts axe on a busy machine
 
 
 MATERIAL_NAMES = {"id_card": "居民身份证原件", "hukou_book": "居民户口簿",

@@ -52,6 +52,8 @@ def test_environment_is_read():
     ("LOG_LEVEL", "LOUD"),
     ("LOG_FORMAT", "xml"),
     ("METRICS_ALLOW", "prometheus.local"),
+    ("TLS_CERTFILE", "/etc/ssl/cert.pem"),  # without its key
+    ("TLS_KEYFILE", "/etc/ssl/key.pem"),  # without its certificate
 ])
 def test_bad_values_name_the_variable(name, value):
     with pytest.raises(SettingsError) as info:

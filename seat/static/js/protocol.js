@@ -30,6 +30,23 @@ export const CLOSE = Object.freeze({
   FORBIDDEN: 4403,
 });
 
+/**
+ * Wait `delayMs` before a reconnect attempt, cut short when the browser says its network is back:
+ * a kiosk back from a 10 s outage should not sit out the rest of an 8 s backoff.
+ * @param {number} delayMs @returns {Promise<void>}
+ */
+function backoff(delayMs) {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      globalThis.removeEventListener?.("online", done);
+      resolve();
+    };
+    const timer = setTimeout(done, delayMs);
+    globalThis.addEventListener?.("online", done);
+  });
+}
+
 /** After these the client does not reconnect (4001: reconnecting would fight the newer socket). */
 export const FINAL_CLOSE_CODES = Object.freeze([CLOSE.REPLACED, CLOSE.UNAUTHORIZED, CLOSE.FORBIDDEN]);
 /** Delay before each reconnect attempt; the last one repeats. */
@@ -331,7 +348,7 @@ export class ProtocolClient {
       const delayMs = BACKOFF_MS[Math.min(this._attempt, BACKOFF_MS.length - 1)];
       this._attempt += 1;
       this._deliver({ type: "reconnecting", attempt: this._attempt, delay_ms: delayMs, code }, false);
-      await new Promise((resolve) => setTimeout(resolve, delayMs)); // the backoff itself
+      await backoff(delayMs);
       if (this.closed) break;
       try {
         const welcome = await this._open();
